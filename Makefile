@@ -1,0 +1,18 @@
+# The two commands: `make run` (site.yml on this machine, per user) and
+# `make test` (the whole suite). Everything else is a part of `make test`.
+SHELL := /bin/bash
+ARGS ?=
+
+.PHONY: run test lint unit collection molecule harness clean
+
+run:
+	scripts/run $(ARGS)
+
+test:
+	scripts/test
+
+lint unit collection molecule harness:
+	scripts/test $@
+
+clean:
+	rm -rf .venv .venv-gce .cache build
