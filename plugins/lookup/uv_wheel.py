@@ -27,7 +27,9 @@ options:
 EXAMPLES = r"""
 - name: Find the x86_64 glibc wheel of uv 0.13.9
   ansible.builtin.debug:
-    msg: "{{ lookup('hpc.globus_compute.uv_wheel', '0.13.9', index_url='https://pypi.org/simple', target='x86_64-unknown-linux-gnu') }}"
+    msg: >-
+      {{ lookup('hpc.globus_compute.uv_wheel', '0.13.9',
+                index_url='https://pypi.org/simple', target='x86_64-unknown-linux-gnu') }}
 """
 
 RETURN = r"""

@@ -49,7 +49,9 @@ def extract(archive: Path, dest: Path) -> None:
         found = _members_from_tar(archive)
     missing = [name for name in BINARIES if name not in found]
     if missing:
-        raise SystemExit(f"{archive}: no {' or '.join(missing)} in this archive; expected a uv release tarball or wheel")
+        raise SystemExit(
+            f"{archive}: no {' or '.join(missing)} in this archive; expected a uv release tarball or wheel"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     for name, data in found.items():
