@@ -8,9 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 
-EXTRACT = ROOT / "roles" / "uv" / "files" / "extract_uv.py"
+EXTRACT = Path(__file__).resolve().parents[2] / "roles" / "uv" / "files" / "extract_uv.py"
 
 
 def run_extract(archive: Path, dest: Path) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,104 @@
+"""The uv role refuses bad input early, with the variable and value named.
+
+These run the real role against this machine (connection local) in a private
+HOME; every case fails before anything is installed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - hpc.globus_compute.uv
+"""
+
+
+def run_role(tmp_path: Path, **variables: object) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY)
+    args = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
+    base = {
+        "uv_scope": "user",
+        "uv_users": [getpass.getuser()],
+        "uv_controller_cache_dir": str(tmp_path / "cache"),
+        "ansible_python_interpreter": sys.executable,
+    }
+    for key, value in {**base, **variables}.items():
+        args += ["-e", json.dumps({key: value})]
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"), "NO_COLOR": "1"}
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in:\n{output}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("uv_scope", "cluster"), ("uv_source", "ftp"), ("uv_state", "gone"), ("uv_libc", "bionic")],
+)
+def test_unknown_choices_are_refused_by_the_argument_spec(tmp_path: Path, variable: str, value: str) -> None:
+    assert_fails_with(run_role(tmp_path, **{variable: value}), variable, value)
+
+
+def test_a_missing_user_is_named(tmp_path: Path) -> None:
+    assert_fails_with(run_role(tmp_path, uv_users=["no-such-user-here"]), "uv_users", "no-such-user-here")
+
+
+def test_an_unknown_architecture_is_named(tmp_path: Path) -> None:
+    assert_fails_with(run_role(tmp_path, uv_arch="sparc64"), "uv_arch", "sparc64")
+
+
+def test_user_scope_without_users_is_refused(tmp_path: Path) -> None:
+    assert_fails_with(run_role(tmp_path, uv_users=[]), "uv_scope=user needs uv_users")
+
+
+def test_an_unreachable_mirror_is_named(tmp_path: Path) -> None:
+    result = run_role(tmp_path, uv_version="0.0.1", uv_release_base_url=f"file://{tmp_path}/no-mirror")
+    assert_fails_with(result, "uv_release_base_url", f"file://{tmp_path}/no-mirror", "unchanged")
+
+
+def test_a_checksum_mismatch_is_refused(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror" / "0.0.1"
+    mirror.mkdir(parents=True)
+    tarball = mirror / "uv-x86_64-unknown-linux-gnu.tar.gz"
+    with tarfile.open(tarball, "w:gz"):
+        pass
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    Path(f"{tarball}.sha256").write_text(f"{wrong}  {tarball.name}\n")
+    result = run_role(tmp_path, uv_version="0.0.1", uv_arch="x86_64", uv_release_base_url=f"file://{mirror.parent}")
+    assert_fails_with(result, "uv_release_base_url", "checksum")
+
+
+def test_a_missing_controller_archive_is_named(tmp_path: Path) -> None:
+    result = run_role(tmp_path, uv_version="0.0.1", uv_source="controller", uv_controller_archive="/nonexistent/uv.whl")
+    assert_fails_with(result, "uv_controller_archive", "/nonexistent/uv.whl", "does not exist")
+
+
+def test_a_wrong_controller_archive_checksum_is_named(tmp_path: Path) -> None:
+    archive = tmp_path / "uv.tar.gz"
+    archive.write_bytes(b"not really")
+    result = run_role(
+        tmp_path,
+        uv_version="0.0.1",
+        uv_source="controller",
+        uv_controller_archive=str(archive),
+        uv_controller_archive_sha256="0" * 64,
+    )
+    assert_fails_with(result, "uv_controller_archive_sha256", "0" * 64)
