@@ -1,0 +1,73 @@
+"""Helpers shared by the testinfra tests of every Molecule scenario."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import tomllib
+
+import pytest
+import testinfra
+
+UV_NEW = "0.13.9"
+UV_OLD = "0.13.8"
+GCE_VERSION = "4.19.0"
+# Pythons that the offline wheelhouse serves.
+WHEELHOUSE_PYTHONS = ("3.11", "3.13", "3.14")
+OFFLINE_POLICY = {
+    "offline": True,
+    "no-index": True,
+    "find-links": ["/opt/wheelhouse"],
+    "python-downloads": "never",
+}
+
+
+def node(name: str):
+    """A testinfra host for one named platform of the scenario."""
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def run_as(host, user: str, script: str):
+    """Run a bash script as `user` with a login environment (HOME, PATH)."""
+    if user == "root":
+        return host.run(f"bash -c {shlex.quote(script)}")
+    return host.run(f"runuser -l {user} -c {shlex.quote(script)}")
+
+
+def read_toml(host, path: str) -> dict:
+    return tomllib.loads(host.file(path).content_string)
+
+
+def read_json(host, path: str) -> dict:
+    return json.loads(host.file(path).content_string)
+
+
+def node_pythons(host) -> list[str]:
+    """The X.Y versions installed on the node that the wheelhouse serves."""
+    found = host.check_output("ls /usr/bin").split()
+    return [v for v in WHEELHOUSE_PYTHONS if f"python{v}" in found]
+
+
+def assert_uv_builds_offline(host, user: str, uv: str, python: str) -> None:
+    """`uv venv` + `uv pip install` from the wheelhouse, with no network."""
+    env = f"/tmp/uv-check-{user}-{python}"
+    script = f"""
+        set -euo pipefail
+        rm -rf {env}
+        {uv} venv --quiet {env} --python python{python}
+        {uv} pip install --quiet --python {env}/bin/python globus-compute-endpoint=={GCE_VERSION}
+        {env}/bin/python -c 'import sys, globus_compute_endpoint as g; print(sys.version_info[:2], g.__version__)'
+        rm -rf {env}
+    """
+    result = run_as(host, user, script)
+    assert result.rc == 0, result.stderr
+    major, minor = python.split(".")
+    assert result.stdout.strip() == f"({major}, {minor}) {GCE_VERSION}"
+
+
+@pytest.fixture
+def pythons(host) -> list[str]:
+    versions = node_pythons(host)
+    assert versions, "the node has no Python that the wheelhouse serves"
+    return versions
