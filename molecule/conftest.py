@@ -71,3 +71,50 @@ def pythons(host) -> list[str]:
     versions = node_pythons(host)
     assert versions, "the node has no Python that the wheelhouse serves"
     return versions
+
+
+RUNTIME_DIR = "/opt/hpc_globus_compute"
+ENVS_ROOT = f"{RUNTIME_DIR}/envs"
+
+
+def sdk_runtime(python: str, sdk: str = GCE_VERSION) -> dict:
+    """The user_runtime a Globus Compute SDK of that version sends from that Python."""
+    major, minor = (int(p) for p in python.split("."))
+    return {
+        "globus_compute_sdk_version": sdk,
+        "globus_sdk_version": "3.60.0",
+        "python_version": f"{python}.1",
+        "python": {"version": f"{python}.1", "version_tuple": [major, minor, 1, "final", 0], "name": "CPython"},
+    }
+
+
+def render_worker_init(host, runtime: dict | None, user: str = "alice") -> str:
+    """worker_init of the deployed template, rendered by the real endpoint on the node."""
+    renderer = host.check_output(f"ls -d {ENVS_ROOT}/py3.*-gce{GCE_VERSION}/bin/globus-compute-endpoint | head -n 1")
+    runtime_json = json.dumps(runtime if runtime is not None else {})
+    script = f"""
+        set -euo pipefail
+        d=$(mktemp -d)
+        printf '%s' {shlex.quote(runtime_json)} > "$d/runtime.json"
+        echo '{{}}' > "$d/options.json"
+        GLOBUS_COMPUTE_USER_DIR="$d/gc" {renderer} render-user-config \\
+          -t {RUNTIME_DIR}/user_config_template.yaml.j2 -s {RUNTIME_DIR}/user_config_schema.json \\
+          -o "$d/options.json" --user-runtime "$d/runtime.json" 2>/dev/null
+        rm -rf "$d"
+    """
+    result = run_as(host, user, script)
+    assert result.rc == 0, result.stderr
+    import yaml
+
+    return yaml.safe_load(result.stdout)["engine"]["provider"]["worker_init"]
+
+
+PROBE = (
+    "python -c 'import sys, globus_compute_endpoint as g;"
+    " print(\"%d.%d\" % sys.version_info[:2], g.__version__, sys.prefix)'"
+)
+
+
+def start_worker(host, user: str, worker_init: str):
+    """Run worker_init as a worker's launch script does, then report the Python it left."""
+    return run_as(host, user, f"{worker_init}\n{PROBE}")

@@ -1,0 +1,151 @@
+"""Site environments, the activation runtime and the template, used as workers use them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import (
+    ENVS_ROOT,
+    GCE_VERSION,
+    RUNTIME_DIR,
+    node,
+    read_json,
+    render_worker_init,
+    run_as,
+    sdk_runtime,
+    start_worker,
+)
+
+
+@pytest.fixture(scope="module")
+def bookworm():
+    return node("pe-bookworm")
+
+
+@pytest.fixture(scope="module")
+def sid():
+    return node("pe-sid")
+
+
+def test_site_environments_are_published_links_to_ready_builds(bookworm, sid) -> None:
+    for host, python in ((bookworm, "3.11"), (sid, "3.13")):
+        link = host.file(f"{ENVS_ROOT}/py{python}-gce{GCE_VERSION}")
+        assert link.is_symlink
+        assert link.linked_to.startswith(f"{ENVS_ROOT}/.builds/py{python}-gce{GCE_VERSION}-")
+        stamp = read_json(host, f"{link.linked_to}/.ready")
+        assert stamp["endpoint"] == GCE_VERSION
+        assert stamp["python"].startswith(f"{python}.")
+
+
+def test_extra_packages_are_in_their_environment(sid) -> None:
+    env = f"{ENVS_ROOT}/py3.13-gce{GCE_VERSION}"
+    assert sid.check_output(f"{env}/bin/python -c 'import six; print(six.__version__)'") == "1.17.0"
+    assert read_json(sid, f"{env}/.ready")["packages"] == ["six==1.17.0"]
+
+
+@pytest.mark.parametrize("name", ["bookworm", "sid"])
+def test_nothing_the_site_built_is_writable_by_users(request, name: str) -> None:
+    host = request.getfixturevalue(name)
+    assert host.file(ENVS_ROOT).user == "root"
+    writable = host.run(f"find {RUNTIME_DIR} -perm /022 ! -type l").stdout
+    assert writable == ""
+    assert run_as(host, "alice", f"touch {ENVS_ROOT}/py3.1*/bin/x").rc != 0
+
+
+def test_runtime_and_endpoint_files_are_in_place(bookworm) -> None:
+    for name in ("worker-env.sh", "worker-env.conf", "user_config_template.yaml.j2", "user_config_schema.json"):
+        f = bookworm.file(f"{RUNTIME_DIR}/{name}")
+        assert (f.user, f.mode) == ("root", 0o644)
+    assert json.loads(bookworm.file(f"{RUNTIME_DIR}/user_config_schema.json").content_string)["type"] == "object"
+
+
+@pytest.mark.parametrize(("name", "python"), [("bookworm", "3.11"), ("sid", "3.13")])
+def test_rendered_worker_init_activates_the_site_environment(request, name: str, python: str) -> None:
+    host = request.getfixturevalue(name)
+    worker_init = render_worker_init(host, sdk_runtime(python))
+    result = start_worker(host, "alice", worker_init)
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() == [
+        python,
+        GCE_VERSION,
+        f"{ENVS_ROOT}/.builds/" + result.stdout.split()[2].rsplit("/", 1)[1],
+    ]
+    assert f"py{python}-gce{GCE_VERSION} site " in result.stderr
+
+
+def test_missing_environment_is_built_once_per_user_then_fast(sid) -> None:
+    worker_init = render_worker_init(sid, sdk_runtime("3.14"))
+    run_as(sid, "alice", "rm -rf ~/.globus_compute/envs/py3.14-*")
+    first = start_worker(sid, "alice", worker_init)
+    assert first.rc == 0, first.stderr
+    assert first.stdout.split()[:2] == ["3.14", GCE_VERSION]
+    assert f"py3.14-gce{GCE_VERSION} built /home/alice/.globus_compute/envs/" in first.stderr
+    second = start_worker(sid, "alice", worker_init)
+    assert f"py3.14-gce{GCE_VERSION} user /home/alice/" in second.stderr
+
+
+def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
+    worker_init = render_worker_init(sid, sdk_runtime("3.15"))
+    result = start_worker(sid, "bob", worker_init)
+    assert result.rc != 0
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.startswith("worker-env:")]
+    assert any("py3.15-gce4.19.0: build failed:" in line and "3.15" in line for line in lines)
+    assert any("no environment for Python 3.15" in line and f"py3.13-gce{GCE_VERSION}" in line for line in lines)
+    assert sid.run("ls -d /home/bob/.globus_compute/envs/py3.15*").stdout == ""
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        None,
+        {"globus_compute_sdk_version": "2.20.0"},
+        {"python": {"version_tuple": ["3; touch /tmp/pwned", 12]}, "globus_compute_sdk_version": "4.19.0"},
+        {"python": {"version_tuple": [3, 11]}, "globus_compute_sdk_version": "4.19.0$(touch /tmp/pwned)"},
+    ],
+    ids=["no-runtime", "sdk-2x-no-python", "forged-python", "forged-sdk"],
+)
+def test_missing_or_forged_runtime_falls_back_to_the_default_environment(bookworm, runtime) -> None:
+    worker_init = render_worker_init(bookworm, runtime)
+    assert worker_init == f"source {RUNTIME_DIR}/worker-env.sh 3.11 {GCE_VERSION} || exit 1"
+    result = start_worker(bookworm, "alice", worker_init)
+    assert result.rc == 0, result.stderr
+    assert not bookworm.file("/tmp/pwned").exists
+
+
+def test_sixty_four_simultaneous_starts_build_once(sid) -> None:
+    worker_init = render_worker_init(sid, sdk_runtime("3.14"), user="bob")
+    script = f"""
+        rm -rf ~/.globus_compute/envs/py3.14-* ~/storm; mkdir ~/storm
+        for i in $(seq 64); do
+          ( {worker_init}
+            python -c 'import sys; print("%d.%d" % sys.version_info[:2])' ) >~/storm/$i.out 2>~/storm/$i.err &
+        done
+        wait
+        cat ~/storm/*.out | sort | uniq -c
+        cat ~/storm/*.err | grep -c ' built '
+        cat ~/storm/*.err | grep -c ' waited '
+    """
+    result = run_as(sid, "bob", script)
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() == ["64", "3.14", "1", "63"]
+
+
+def test_a_killed_build_is_never_used_and_is_rebuilt(sid) -> None:
+    env = f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}"
+    worker_init = render_worker_init(sid, sdk_runtime("3.14"))
+    kill = f"""
+        rm -rf {env}
+        setsid bash -c {json.dumps(worker_init)} >/dev/null 2>&1 &
+        pid=$!
+        for _ in $(seq 400); do [ -e {env}/bin/python ] && break; sleep 0.02; done
+        kill -9 -- -$pid
+        sleep 0.2
+        test -d {env} && test ! -e {env}/.ready && echo half-built
+    """
+    assert run_as(sid, "alice", kill).stdout.strip() == "half-built"
+    result = start_worker(sid, "alice", worker_init)
+    assert result.rc == 0, result.stderr
+    assert f"py3.14-gce{GCE_VERSION} built {env}" in result.stderr
+    assert result.stdout.split()[:2] == ["3.14", GCE_VERSION]
