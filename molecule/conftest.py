@@ -111,7 +111,7 @@ def render_worker_init(host, runtime: dict | None, user: str = "alice") -> str:
 
 PROBE = (
     "python -c 'import sys, globus_compute_endpoint as g;"
-    " print(\"%d.%d\" % sys.version_info[:2], g.__version__, sys.prefix)'"
+    ' print("%d.%d" % sys.version_info[:2], g.__version__, sys.prefix)\''
 )
 
 
