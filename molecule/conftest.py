@@ -118,3 +118,21 @@ PROBE = (
 def start_worker(host, user: str, worker_init: str):
     """Run worker_init as a worker's launch script does, then report the Python it left."""
     return run_as(host, user, f"{worker_init}\n{PROBE}")
+
+
+def storm(host, user: str, worker_init: str, starts: int) -> tuple[list[str], list[str]]:
+    """Start `starts` workers at once; return the Python each ran and how each got its environment."""
+    script = f"""
+        d=$(mktemp -d)
+        for i in $(seq {starts}); do
+          ( {worker_init}
+            python -c 'import sys; print("%d.%d" % sys.version_info[:2])' ) >"$d/$i.out" 2>"$d/$i.err" &
+        done
+        wait
+        cat "$d"/*.out
+        grep -ho '^worker-env: py[^ ]* [a-z]*' "$d"/*.err | cut -d' ' -f3 >&2
+        rm -rf "$d"
+    """
+    result = run_as(host, user, script)
+    assert result.rc == 0, result.stderr
+    return result.stdout.split(), result.stderr.split()
