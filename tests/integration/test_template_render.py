@@ -1,0 +1,253 @@
+"""The endpoint template, rendered by the real `globus-compute-endpoint render-user-config`.
+
+The Ansible layer is rendered by the python_envs role itself (its runtime
+tasks) into a temporary directory; the endpoint layer by the endpoint's own
+renderer, exactly as a running endpoint does. Every result is either YAML that
+the endpoint's own loader accepts, with a worker_init of the one expected
+shape, or a clean render error; and no forged value is ever executed: the
+rendered worker_init is run in bash against a canary file.
+"""
+
+from __future__ import annotations
+
+import getpass
+import grp
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+GCE = ROOT / ".venv-gce" / "bin"
+DEFAULT = "3.11 4.19.0"
+CANARY = "/tmp/hpc-gc-canary"
+PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: hpc.globus_compute.python_envs
+        tasks_from: runtime.yml
+"""
+
+
+def deploy_runtime(dest: Path, **variables: object) -> Path:
+    """Lay down worker-env.sh, its settings, the template and the schema with the role."""
+    playbook = dest / "play.yml"
+    playbook.write_text(PLAY)
+    extra = {
+        "python_envs_runtime_dir": str(dest / "runtime"),
+        "python_envs_root": str(dest / "envs"),
+        "python_envs_owner": getpass.getuser(),
+        "python_envs_group": grp.getgrgid(os.getgid()).gr_name,
+        "python_envs_user_builds": False,
+        "ansible_python_interpreter": sys.executable,
+        **variables,
+    }
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections")}
+    subprocess.run(
+        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(extra)],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=dest,
+    )
+    return dest / "runtime"
+
+
+@pytest.fixture(scope="module")
+def runtime_default(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return deploy_runtime(tmp_path_factory.mktemp("default"))
+
+
+@pytest.fixture(scope="module")
+def runtime_strict(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return deploy_runtime(tmp_path_factory.mktemp("strict"), python_envs_runtime_fallback="error")
+
+
+def render(runtime_dir: Path, user_runtime: object, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "runtime.json").write_text(json.dumps(user_runtime))
+    (tmp_path / "options.json").write_text("{}")
+    return subprocess.run(
+        [
+            str(GCE / "globus-compute-endpoint"),
+            "render-user-config",
+            "-t",
+            str(runtime_dir / "user_config_template.yaml.j2"),
+            "-s",
+            str(runtime_dir / "user_config_schema.json"),
+            "-o",
+            str(tmp_path / "options.json"),
+            "--user-runtime",
+            str(tmp_path / "runtime.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(tmp_path / "gc")},
+    )
+
+
+def assert_endpoint_loads(rendered: str) -> None:
+    """The endpoint's own loader accepts the configuration (and builds its engine)."""
+    code = (
+        "import sys\n"
+        "from globus_compute_endpoint.endpoint.config.utils import load_config_yaml\n"
+        "config = load_config_yaml(sys.stdin.read())\n"
+        "config.engine.shutdown()\n"
+        "print(type(config).__name__, type(config.engine).__name__)\n"
+    )
+    result = subprocess.run([str(GCE / "python"), "-c", code], input=rendered, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["UserEndpointConfig", "GlobusComputeEngine"]
+
+
+def assert_never_executed(runtime_dir: Path, worker_init: str) -> None:
+    """Run worker_init as a launch script would; the forged command must not have run."""
+    Path(CANARY).unlink(missing_ok=True)
+    subprocess.run(["bash", "-c", worker_init], capture_output=True, text=True)
+    assert not Path(CANARY).exists(), "a forged value was executed"
+
+
+def sdk(python: tuple[int, int], version: str) -> dict:
+    return {
+        "globus_compute_sdk_version": version,
+        "python_version": f"{python[0]}.{python[1]}.2",
+        "python": {"version": f"{python[0]}.{python[1]}.2", "version_tuple": [*python, 2, "final", 0]},
+    }
+
+
+SHELL = f"touch {CANARY}"
+VALID = [
+    ("current-sdk", sdk((3, 12), "4.19.0"), "3.12 4.19.0"),
+    ("sdk-3.14-era", sdk((3, 13), "3.14.0"), "3.13 3.14.0"),
+    ("pre-release", sdk((3, 13), "4.20.0rc1"), "3.13 4.20.0rc1"),
+    ("alpha", sdk((3, 14), "4.20.0a2"), "3.14 4.20.0a2"),
+    ("post-release", sdk((3, 11), "4.19.0.post1"), "3.11 4.19.0.post1"),
+    ("dev-release", sdk((3, 11), "4.20.0.dev3"), "3.11 4.20.0.dev3"),
+]
+MISSING_OR_FORGED = [
+    ("no-runtime", {}),
+    ("sdk-2x-without-python", {"globus_compute_sdk_version": "2.30.1", "python_version": "3.9.1"}),
+    ("python-not-a-dict", {"globus_compute_sdk_version": "4.19.0", "python": "3.12"}),
+    ("tuple-is-a-string", {"globus_compute_sdk_version": "4.19.0", "python": {"version_tuple": "3.12"}}),
+    ("string-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, "12"]}}),
+    ("shell-in-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, f"12; {SHELL}"]}}),
+    ("nested-list", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [[3], [12]]}}),
+    ("float-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, 12.0]}}),
+    ("bool-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, True]}}),
+    ("python-2", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [2, 7]}}),
+    ("huge-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, 10**6]}}),
+    ("short-tuple", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3]}}),
+    ("subshell-in-sdk", sdk((3, 12), f"4.19.0$({SHELL})")),
+    ("backticks-in-sdk", sdk((3, 12), f"4.19.0`{SHELL}`")),
+    ("quotes-in-sdk", sdk((3, 12), f'4.19.0"; {SHELL}; "')),
+    ("single-quote-in-sdk", sdk((3, 12), f"4.19.0'; {SHELL}; '")),
+    ("newline-in-sdk", sdk((3, 12), f"4.19.0\n{SHELL}")),
+    ("semicolon-in-sdk", sdk((3, 12), f"4.19.0;{SHELL}")),
+    ("sdk-not-a-string", sdk((3, 12), 4.19)),  # type: ignore[arg-type]
+    ("sdk-list", sdk((3, 12), ["4.19.0"])),  # type: ignore[arg-type]
+    ("sdk-two-parts", sdk((3, 12), "4.19")),
+    ("sdk-local-version", sdk((3, 12), "4.19.0+evil")),
+    ("sdk-too-long", sdk((3, 12), "4.19.0" + ".post1" * 10)),
+    ("runtime-is-a-list", [1, 2, 3]),
+]
+
+
+def worker_init_of(rendered: str) -> str:
+    return yaml.safe_load(rendered)["engine"]["provider"]["worker_init"]
+
+
+@pytest.mark.parametrize(("user_runtime", "wanted"), [v[1:] for v in VALID], ids=[v[0] for v in VALID])
+def test_valid_runtimes_select_their_environment(
+    runtime_default: Path, tmp_path: Path, user_runtime: dict, wanted: str
+) -> None:
+    result = render(runtime_default, user_runtime, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh {wanted} || exit 1"
+    assert_endpoint_loads(result.stdout)
+
+
+@pytest.mark.parametrize("user_runtime", [m[1] for m in MISSING_OR_FORGED], ids=[m[0] for m in MISSING_OR_FORGED])
+def test_missing_or_forged_runtimes_get_the_default_environment(
+    runtime_default: Path, tmp_path: Path, user_runtime: object
+) -> None:
+    result = render(runtime_default, user_runtime, tmp_path)
+    if isinstance(user_runtime, list):
+        # The endpoint refuses a non-object user_runtime itself: a clean error, nothing rendered.
+        assert result.returncode != 0 and result.stdout == ""
+        return
+    assert result.returncode == 0, result.stderr
+    worker_init = worker_init_of(result.stdout)
+    assert worker_init == f"source {runtime_default}/worker-env.sh {DEFAULT} || exit 1"
+    assert_endpoint_loads(result.stdout)
+    assert_never_executed(runtime_default, worker_init)
+
+
+@pytest.mark.parametrize("user_runtime", [{}, MISSING_OR_FORGED[5][1]], ids=["no-runtime", "forged"])
+def test_strict_policy_fails_the_render_with_a_message_for_the_user(
+    runtime_strict: Path, tmp_path: Path, user_runtime: dict
+) -> None:
+    result = render(runtime_strict, user_runtime, tmp_path)
+    assert result.returncode != 0
+    assert result.stdout.strip() == ""
+    assert "upgrade_globus_compute_sdk" in result.stderr
+
+
+def test_strict_policy_still_serves_valid_runtimes(runtime_strict: Path, tmp_path: Path) -> None:
+    result = render(runtime_strict, VALID[0][1], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert worker_init_of(result.stdout).endswith("worker-env.sh 3.12 4.19.0 || exit 1")
+
+
+def test_user_options_are_refused_by_the_schema(runtime_default: Path, tmp_path: Path) -> None:
+    (tmp_path / "runtime.json").write_text(json.dumps(VALID[0][1]))
+    (tmp_path / "options.json").write_text(json.dumps({"worker_init": SHELL}))
+    result = subprocess.run(
+        [
+            str(GCE / "globus-compute-endpoint"),
+            "render-user-config",
+            "-t",
+            str(runtime_default / "user_config_template.yaml.j2"),
+            "-s",
+            str(runtime_default / "user_config_schema.json"),
+            "-o",
+            str(tmp_path / "options.json"),
+            "--user-runtime",
+            str(tmp_path / "runtime.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(tmp_path / "gc")},
+    )
+    assert result.returncode != 0
+    assert "worker_init" in result.stderr
+
+
+def test_the_runtime_refuses_what_the_template_would_never_emit(runtime_default: Path) -> None:
+    for args in ([f"3.12; {SHELL}", "4.19.0"], ["3.12", f"4.19.0$({SHELL})"], ["3.12", "4.19"], ["", ""]):
+        Path(CANARY).unlink(missing_ok=True)
+        result = subprocess.run(
+            ["bash", "-c", 'source "$0/worker-env.sh" "$1" "$2"', str(runtime_default), *args],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 2
+        assert result.stderr.startswith("worker-env: refusing ")
+        assert not Path(CANARY).exists()
+
+
+def test_a_missing_site_environment_fails_in_one_line_naming_what_exists(runtime_default: Path) -> None:
+    result = subprocess.run(
+        ["bash", "-c", 'set -euo pipefail; source "$0/worker-env.sh" 3.12 4.19.0 || exit 7', str(runtime_default)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 7
+    assert result.stderr.splitlines() == [
+        "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0;"
+        " site has: none; per-user builds are off"
+    ]
