@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -140,3 +142,33 @@ def test_a_killed_build_is_never_used_and_is_rebuilt(sid) -> None:
     assert result.rc == 0, result.stderr
     assert f"py3.14-gce{GCE_VERSION} built {env}" in result.stderr
     assert result.stdout.split()[:2] == ["3.14", GCE_VERSION]
+
+
+def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None:
+    """A 3.14 client's task, through GlobusComputeEngine (LocalProvider) in the 3.13 site
+    environment, runs in a worker that the rendered worker_init put in Python 3.14."""
+    worker_init = render_worker_init(sid, sdk_runtime("3.14"))
+    user_env = f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}"
+    config = (
+        "engine:\n  type: GlobusComputeEngine\n  max_workers_per_node: 1\n  provider:\n    type: LocalProvider\n"
+        f"    init_blocks: 1\n    min_blocks: 0\n    max_blocks: 1\n    worker_init: {json.dumps(worker_init)}\n"
+    )
+    driver = (Path(__file__).parent / "engine_check.py").read_text()
+    script = f"""
+        set -euo pipefail
+        d=$(mktemp -d)
+        printf '%s' {shlex.quote(driver)} > "$d/engine_check.py"
+        printf '%s' {shlex.quote(config)} > "$d/config.yaml"
+        cd "$d"
+        # The client: the user's Python 3.14 with its SDK packs the task.
+        ( {worker_init}
+          python engine_check.py pack task.bin ) 2>/dev/null
+        # The endpoint: its interchange is a script of its own environment.
+        source {ENVS_ROOT}/py3.13-gce{GCE_VERSION}/bin/activate
+        timeout 300 python engine_check.py run config.yaml "$d/run" task.bin || {{
+          tail -n 20 "$d"/run/*/block-0/*/worker_0.log >&2; exit 1; }}
+    """
+    result = run_as(sid, "alice", script)
+    assert result.rc == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer == {"python": "3.14", "prefix": user_env}
