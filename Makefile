@@ -3,13 +3,16 @@
 SHELL := /bin/bash
 ARGS ?=
 
-.PHONY: run test lint unit collection molecule harness clean
+.PHONY: run test bench lint unit collection molecule harness clean
 
 run:
 	scripts/run $(ARGS)
 
 test:
 	scripts/test
+
+bench:
+	scripts/bench $(ARGS)
 
 lint unit collection molecule harness:
 	scripts/test $@

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs inside a test node as an unprivileged user; prints "<method> <microseconds> <exit>"
+# for every worker start it times. Methods are interleaved round-robin so
+# that noise hits them alike.
+#   worker_start.sh latency N PY GCE DEFAULT_TEMPLATE_WORKER_INIT_FILE
+#   worker_start.sh storm STARTS PY GCE
+set -euo pipefail
+
+runtime=/opt/hpc_globus_compute/worker-env.sh
+site=/opt/hpc_globus_compute/envs
+
+now() { local t=$EPOCHREALTIME; printf '%s' "${t/[.,]/}"; }
+
+time_one() { # method script
+  local t0 t1 rc=0
+  t0=$(now)
+  bash -c "$2" >/dev/null 2>&1 || rc=$?
+  t1=$(now)
+  echo "$1 $((t1 - t0)) $rc"
+}
+
+latency() {
+  local n=$1 py=$2 gce=$3 default_init
+  default_init=$(<"$4")
+  local env="$site/py$py-gce$gce" tutorial="$HOME/.bench/tutorial-py$py"
+  # The Globus Compute tutorial's worker_init, run at every worker start.
+  local tutorial_init="uv venv $tutorial --python $py; source $tutorial/bin/activate; uv pip install globus-compute-endpoint==$gce"
+  declare -A methods=(
+    [bare]="source $env/bin/activate"
+    [fast]="source $runtime $py $gce || exit 1"
+    [tutorial]="$tutorial_init"
+    [default_4.19]="$default_init"
+  )
+  local m i
+  for m in "${!methods[@]}"; do time_one warmup "${methods[$m]}" >/dev/null; done
+  for ((i = 0; i < n; i++)); do
+    for m in bare fast tutorial default_4.19; do time_one "$m" "${methods[$m]}"; done
+  done
+}
+
+storm() {
+  local starts=$1 py=$2 gce=$3 t0 t1 i
+  local env="$HOME/.globus_compute/envs/py$py-gce$gce"
+  # Each start: worker_init, then a check (a builtin, no process) that it
+  # activated the right environment. The single build does the same work.
+  local init="source $runtime $py $gce || exit 1; [[ \$VIRTUAL_ENV == $env ]]"
+  # Both runs start from the same cold state: no environment, no uv cache.
+  rm -rf "$env" "$HOME/.cache/uv"
+  time_one single_build "$init"
+  rm -rf "$env" "$HOME/.cache/uv"
+  t0=$(now)
+  for ((i = 0; i < starts; i++)); do
+    bash -c "$init" 2>"/tmp/storm.$$.$i" >/dev/null &
+  done
+  local failures=0
+  for job in $(jobs -p); do wait "$job" || failures=$((failures + 1)); done
+  t1=$(now)
+  echo "storm $((t1 - t0)) $failures"
+  echo "builds $(cat /tmp/storm.$$.* | grep -c ' built ') 0"
+  rm -f /tmp/storm.$$.*
+}
+
+"$@"
