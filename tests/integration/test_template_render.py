@@ -69,9 +69,11 @@ def runtime_strict(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return deploy_runtime(tmp_path_factory.mktemp("strict"), python_envs_runtime_fallback="error")
 
 
-def render(runtime_dir: Path, user_runtime: object, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def render(
+    runtime_dir: Path, user_runtime: object, tmp_path: Path, options: dict | None = None
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "runtime.json").write_text(json.dumps(user_runtime))
-    (tmp_path / "options.json").write_text("{}")
+    (tmp_path / "options.json").write_text(json.dumps(options or {}))
     return subprocess.run(
         [
             str(GCE / "globus-compute-endpoint"),
@@ -204,25 +206,7 @@ def test_strict_policy_still_serves_valid_runtimes(runtime_strict: Path, tmp_pat
 
 
 def test_user_options_are_refused_by_the_schema(runtime_default: Path, tmp_path: Path) -> None:
-    (tmp_path / "runtime.json").write_text(json.dumps(VALID[0][1]))
-    (tmp_path / "options.json").write_text(json.dumps({"worker_init": SHELL}))
-    result = subprocess.run(
-        [
-            str(GCE / "globus-compute-endpoint"),
-            "render-user-config",
-            "-t",
-            str(runtime_default / "user_config_template.yaml.j2"),
-            "-s",
-            str(runtime_default / "user_config_schema.json"),
-            "-o",
-            str(tmp_path / "options.json"),
-            "--user-runtime",
-            str(tmp_path / "runtime.json"),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(tmp_path / "gc")},
-    )
+    result = render(runtime_default, VALID[0][1], tmp_path, options={"worker_init": SHELL})
     assert result.returncode != 0
     assert "worker_init" in result.stderr
 
