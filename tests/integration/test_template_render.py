@@ -15,47 +15,34 @@ import grp
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import role_runner
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 GCE = ROOT / ".venv-gce" / "bin"
 DEFAULT = "3.11 4.19.0"
 CANARY = "/tmp/hpc-gc-canary"
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - ansible.builtin.include_role:
-        name: hpc.globus_compute.python_envs
-        tasks_from: runtime.yml
-"""
 
 
 def deploy_runtime(dest: Path, **variables: object) -> Path:
     """Lay down worker-env.sh, its settings, the template and the schema with the role."""
-    playbook = dest / "play.yml"
-    playbook.write_text(PLAY)
-    extra = {
-        "python_envs_runtime_dir": str(dest / "runtime"),
-        "python_envs_root": str(dest / "envs"),
-        "python_envs_owner": getpass.getuser(),
-        "python_envs_group": grp.getgrgid(os.getgid()).gr_name,
-        "python_envs_user_builds": False,
-        "ansible_python_interpreter": sys.executable,
-        **variables,
-    }
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections")}
-    subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(extra)],
-        check=True,
-        capture_output=True,
-        env=env,
-        cwd=dest,
+    result = role_runner.run_role(
+        dest,
+        "python_envs",
+        {
+            "python_envs_runtime_dir": str(dest / "runtime"),
+            "python_envs_root": str(dest / "envs"),
+            "python_envs_owner": getpass.getuser(),
+            "python_envs_group": grp.getgrgid(os.getgid()).gr_name,
+            "python_envs_user_builds": False,
+            **variables,
+        },
+        tasks_from="runtime.yml",
     )
+    assert result.returncode == 0, result.stdout + result.stderr
     return dest / "runtime"
 
 

@@ -8,45 +8,21 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import json
-import os
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-PLAY = """
-- hosts: localhost
-  gather_facts: false
-  roles:
-    - hpc.globus_compute.uv
-"""
+import role_runner
+from role_runner import assert_fails_with
 
 
-def run_role(tmp_path: Path, **variables: object) -> subprocess.CompletedProcess[str]:
-    playbook = tmp_path / "play.yml"
-    playbook.write_text(PLAY)
-    args = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook)]
+def run_role(tmp_path: Path, **variables: object):
     base = {
         "uv_scope": "user",
         "uv_users": [getpass.getuser()],
         "uv_controller_cache_dir": str(tmp_path / "cache"),
-        "ansible_python_interpreter": sys.executable,
     }
-    for key, value in {**base, **variables}.items():
-        args += ["-e", json.dumps({key: value})]
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"), "NO_COLOR": "1"}
-    return subprocess.run(args, capture_output=True, text=True, env=env, cwd=tmp_path)
-
-
-def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    for fragment in fragments:
-        assert fragment in output, f"{fragment!r} not in:\n{output}"
+    return role_runner.run_role(tmp_path, "uv", {**base, **variables})
 
 
 @pytest.mark.parametrize(

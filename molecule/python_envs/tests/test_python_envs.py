@@ -94,8 +94,12 @@ def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
     assert result.rc != 0
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if line.startswith("worker-env:")]
-    assert any("py3.15-gce4.19.0: build failed:" in line and "3.15" in line for line in lines)
-    assert any("no environment for Python 3.15" in line and f"py3.13-gce{GCE_VERSION}" in line for line in lines)
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(
+        f"worker-env: no environment for Python 3.15 with globus-compute-endpoint {GCE_VERSION}:"
+    )
+    assert "build failed:" in lines[0] and "3.15" in lines[0]
+    assert lines[0].endswith(f"site has: py3.13-gce{GCE_VERSION}")
     assert sid.run("ls -d /home/bob/.globus_compute/envs/py3.15*").stdout == ""
 
 
@@ -172,3 +176,19 @@ def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None
     assert result.rc == 0, result.stderr[-3000:]
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert answer == {"python": "3.14", "prefix": user_env}
+
+
+def test_a_changed_spec_is_reported_by_check_mode_then_built_and_switched(bookworm) -> None:
+    seen = read_json(bookworm, "/var/tmp/spec-change.json")
+    assert any(f"would build {seen['after']}" in line for line in seen["check_report"]), seen["check_report"]
+    assert any("changed=1 " in line and "failed=0" in line for line in seen["check_report"]), seen["check_report"]
+    assert seen["after_check"] == seen["before"], "check mode changed the published environment"
+    assert seen["after"] != seen["before"]
+    link = bookworm.file(f"{ENVS_ROOT}/py3.11-gce{GCE_VERSION}")
+    assert link.linked_to == f"{ENVS_ROOT}/{seen['after']}"
+    assert read_json(bookworm, f"{link.linked_to}/.ready")["packages"] == ["six==1.17.0"]
+
+
+def test_pruning_removed_the_superseded_build_only(bookworm) -> None:
+    seen = read_json(bookworm, "/var/tmp/spec-change.json")
+    assert bookworm.check_output(f"ls {ENVS_ROOT}/.builds").split() == [seen["after"].removeprefix(".builds/")]

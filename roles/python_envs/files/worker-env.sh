@@ -38,13 +38,19 @@ __worker_env_build() { # py gce env: build env under an exclusive lock
   local py=$1 gce=$2 env=$3 root name fd out
   root=$(dirname "$env")
   name=$(basename "$env")
-  mkdir -p "$root" || return 1
+  mkdir -p "$root" || {
+    __worker_env_why="cannot create $root"
+    return 1
+  }
   # One lock per environment, beside it: flock is honoured across the nodes
   # of an NFSv4 or Lustre home, and released by the kernel if we are killed.
-  exec {fd}>>"$root/.$name.lock" || return 1
+  exec {fd}>>"$root/.$name.lock" || {
+    __worker_env_why="cannot open $root/.$name.lock"
+    return 1
+  }
   if ! flock -w "$WORKER_ENV_LOCK_WAIT" "$fd"; then
     exec {fd}>&-
-    __worker_env_say "$name: gave up after waiting ${WORKER_ENV_LOCK_WAIT} s for another build"
+    __worker_env_why="gave up after waiting ${WORKER_ENV_LOCK_WAIT} s for another build"
     return 1
   fi
   if [[ -f $env/.ready ]]; then
@@ -64,9 +70,9 @@ __worker_env_build() { # py gce env: build env under an exclusive lock
   ); then
     rm -rf "$env"
     exec {fd}>&-
-    # uv's whole reason, on the one line the endpoint log shows.
+    # uv's whole reason, for the one line the endpoint log shows.
     out=$(printf '%s' "$out" | tr -s ' \n' ' ')
-    __worker_env_say "$name: build failed: ${out:0:600}"
+    __worker_env_why="build failed: ${out:0:600}"
     return 1
   fi
   printf 'python=%s\nendpoint=%s\nbuilt=%(%Y-%m-%dT%H:%M:%S%z)T\nhost=%s\n' \
@@ -107,8 +113,8 @@ __worker_env() {
     env="$HOME/$WORKER_ENV_USER_ROOT/$name"
     __worker_env_how=user
     if [[ ! -f $env/.ready ]] && ! __worker_env_build "$py" "$gce" "$env"; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce;" \
-        "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
+      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce:" \
+        "$__worker_env_why; site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
       return 1
     fi
   fi
@@ -121,5 +127,5 @@ __worker_env() {
 __worker_env "$@"
 set -- "$?"
 unset -f __worker_env __worker_env_build __worker_env_list __worker_env_ms __worker_env_say
-unset __worker_env_how __worker_env_took
+unset __worker_env_how __worker_env_took __worker_env_why
 return "$1"
