@@ -109,6 +109,22 @@ def render_worker_init(host, runtime: dict | None, user: str = "alice") -> str:
     return yaml.safe_load(result.stdout)["engine"]["provider"]["worker_init"]
 
 
+def render_endpoint(host, user: str, runtime: dict, name: str = "hpc") -> dict:
+    """The deployed endpoint's user config, rendered by `render-user-config -e NAME` as the endpoint's owner."""
+    script = f"""
+        set -euo pipefail
+        d=$(mktemp -d)
+        printf '%s' {shlex.quote(json.dumps(runtime))} > "$d/runtime.json"
+        globus-compute-endpoint render-user-config -e {name} --user-runtime "$d/runtime.json" 2>/dev/null
+        rm -rf "$d"
+    """
+    result = run_as(host, user, script)
+    assert result.rc == 0, result.stderr
+    import yaml
+
+    return yaml.safe_load(result.stdout)
+
+
 PROBE = (
     "python -c 'import sys, globus_compute_endpoint as g;"
     ' print("%d.%d" % sys.version_info[:2], g.__version__, sys.prefix)\''

@@ -222,3 +222,63 @@ def test_a_missing_site_environment_fails_in_one_line_naming_what_exists(runtime
         "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0;"
         " site has: none; per-user builds are off"
     ]
+
+
+# What a cluster's group_vars set: the scheduler's fields, passed through to
+# the provider, and workers per node on the engine.
+CLUSTER_PROVIDERS = {
+    "slurm": {
+        "type": "SlurmProvider",
+        "partition": "compute",
+        "account": "hpc-project",
+        "walltime": "01:00:00",
+        "nodes_per_block": 2,
+        "scheduler_options": "#SBATCH --constraint=cpu",
+        "init_blocks": 0,
+        "min_blocks": 0,
+        "max_blocks": 4,
+        "launcher": {"type": "SrunLauncher"},
+    },
+    "pbspro": {
+        "type": "PBSProProvider",
+        "queue": "workq",
+        "account": "hpc-project",
+        "walltime": "01:00:00",
+        "nodes_per_block": 1,
+        "cpus_per_node": 8,
+        "scheduler_options": "#PBS -l place=scatter",
+        "init_blocks": 0,
+        "min_blocks": 0,
+        "max_blocks": 2,
+        "launcher": {"type": "MpiExecLauncher"},
+    },
+}
+
+
+@pytest.mark.parametrize("scheduler", CLUSTER_PROVIDERS)
+def test_cluster_providers_render_and_load_with_the_worker_init(tmp_path: Path, scheduler: str) -> None:
+    provider = CLUSTER_PROVIDERS[scheduler]
+    site = tmp_path / "site"
+    site.mkdir()
+    runtime_dir = deploy_runtime(
+        site,
+        python_envs_provider=provider,
+        python_envs_engine={"type": "GlobusComputeEngine", "max_workers_per_node": 8},
+    )
+    result = render(runtime_dir, VALID[0][1], tmp_path)
+    assert result.returncode == 0, result.stderr
+    rendered = yaml.safe_load(result.stdout)
+    assert rendered["engine"]["max_workers_per_node"] == 8
+    assert rendered["engine"]["provider"] == {**provider, "worker_init": worker_init_of(result.stdout)}
+    assert worker_init_of(result.stdout).endswith("worker-env.sh 3.12 4.19.0 || exit 1")
+    code = (
+        "import sys\n"
+        "from globus_compute_endpoint.endpoint.config.utils import load_config_yaml\n"
+        "config = load_config_yaml(sys.stdin.read())\n"
+        "provider = config.engine.provider\n"
+        "config.engine.shutdown()\n"
+        "print(type(provider).__name__, provider.walltime, provider.nodes_per_block)\n"
+    )
+    loaded = subprocess.run([str(GCE / "python"), "-c", code], input=result.stdout, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == [provider["type"], "01:00:00", str(provider["nodes_per_block"])]
