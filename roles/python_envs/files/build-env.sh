@@ -20,7 +20,11 @@ uv=$1 root=$2 name=$3 hash=$4 python=$5 endpoint=$6
 shift 6
 build=".builds/$name-$hash"
 
-if [[ $(readlink "$root/$name" 2>/dev/null) == "$build" && -f $root/$build/.ready ]]; then
+current() {
+  [[ $(readlink "$root/$name" 2>/dev/null) == "$build" && -f $root/$build/.ready ]]
+}
+
+if current; then
   echo unchanged
   exit 0
 fi
@@ -34,6 +38,11 @@ mkdir -p "$root/.builds"
 # Hosts sharing ROOT on a cluster filesystem build one at a time.
 exec 9>>"$root/.builds/.lock"
 flock -w 3600 9
+# Another host built and switched it while this one waited.
+if current; then
+  echo unchanged
+  exit 0
+fi
 if [[ ! -f $root/$build/.ready ]]; then
   rm -rf "${root:?}/$build"
   if ! "$uv" venv --quiet --python "$python" "$root/$build" ||
@@ -43,7 +52,7 @@ if [[ ! -f $root/$build/.ready ]]; then
     exit 1
   fi
   "$root/$build/bin/python" - "$root/$build/.ready" "$name" "$hash" "$endpoint" "$@" <<'PY'
-import json, sys, time, platform
+import json, sys, time, platform, socket
 path, name, spec, endpoint, *packages = sys.argv[1:]
 stamp = {
     "name": name,
@@ -52,6 +61,7 @@ stamp = {
     "endpoint": endpoint,
     "packages": packages,
     "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    "host": socket.gethostname(),
 }
 with open(path + ".tmp", "w") as f:
     json.dump(stamp, f, indent=2)
@@ -60,6 +70,8 @@ PY
   # uv leaves its own lock file writable by all; users get nothing to write.
   chmod -R go-w "$root/$build"
   mv -f "$root/$build/.ready.tmp" "$root/$build/.ready"
+  # One line per build actually made: on a shared root, which host made it.
+  printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(uname -n)" "$build" >>"$root/.builds/builds.log"
 fi
 ln -sfn "$build" "$root/.$name.link.$$"
 mv -Tf "$root/.$name.link.$$" "$root/$name"
