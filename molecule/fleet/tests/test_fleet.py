@@ -1,0 +1,99 @@
+"""Two clusters rolled out by site.yml: built once per cluster, usable on every node, safe when a node fails."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import GCE_VERSION, node, read_json, render_endpoint, run_as, sdk_runtime, start_worker
+
+CLUSTERS = {"a": ("fa-login", "fa-node1", "fa-node2"), "b": ("fb-login", "fb-node1")}
+PYTHON = {"a": "3.11", "b": "3.13"}
+RUNTIME = "/shared/globus-compute"
+NODES = [(cluster, name) for cluster, names in CLUSTERS.items() for name in names]
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    return read_json(node("fa-login"), "/var/tmp/fleet-runs.json")
+
+
+def builds_logged(lines: list[str]) -> list[str]:
+    """The builds in a cluster's build log: one line per build actually made."""
+    return [line.split()[-1] for line in lines if line.startswith("log ")]
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_each_environment_was_built_exactly_once_per_cluster(runs, cluster: str) -> None:
+    builds = builds_logged(runs["again"]["clusters"][cluster])
+    # The first spec (converge) and the one with six (side effect), each once,
+    # though every node of the cluster ran the build task.
+    assert len(builds) == 2, builds
+    assert len(set(builds)) == 2, builds
+    assert all(b.startswith(f".builds/py{PYTHON[cluster]}-gce{GCE_VERSION}-") for b in builds)
+
+
+@pytest.mark.parametrize(("cluster", "name"), NODES)
+def test_every_node_activates_its_cluster_environment_as_a_user(cluster: str, name: str) -> None:
+    host = node(name)
+    python = PYTHON[cluster]
+    result = run_as(
+        host,
+        "alice",
+        f"source {RUNTIME}/worker-env.sh {python} {GCE_VERSION} && python -c "
+        "'import sys, six, globus_compute_endpoint as g; print(\"%d.%d\" % sys.version_info[:2], g.__version__)'",
+    )
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() == [python, GCE_VERSION]
+    assert re.search(rf"^worker-env: py{python}-gce{GCE_VERSION} site ", result.stderr, re.M), result.stderr
+
+
+@pytest.mark.parametrize("cluster", CLUSTERS)
+def test_login_nodes_run_a_valid_endpoint(cluster: str) -> None:
+    host = node(CLUSTERS[cluster][0])
+    python = PYTHON[cluster]
+    config = render_endpoint(host, "root", sdk_runtime(python))
+    worker_init = config["engine"]["provider"]["worker_init"]
+    assert f"worker-env.sh {python} {GCE_VERSION}" in worker_init
+    result = start_worker(host, "bob", worker_init)
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split()[:2] == [python, GCE_VERSION]
+
+
+def test_compute_nodes_have_no_endpoint() -> None:
+    for _, name in NODES:
+        if name.endswith("-login"):
+            continue
+        assert not node(name).file("/root/.globus_compute/hpc").exists
+
+
+def test_a_node_failing_mid_build_stops_the_rollout_there(runs) -> None:
+    interrupted = runs["interrupted"]
+    assert interrupted["rc"] != 0
+    ran = {line.split()[0] for line in interrupted["recap"]}
+    # Batches: fa-login fa-node1 fa-node2 | fb-login | fb-node1. fb-login's
+    # build was killed: with max_fail_percentage 0 the rollout stops there.
+    assert ran == {"fa-login", "fa-node1", "fa-node2", "fb-login"}
+    assert any("failed=1" in line for line in interrupted["recap"] if line.startswith("fb-login"))
+
+
+def test_no_half_built_environment_is_ever_in_use(runs) -> None:
+    for case in ("interrupted", "recovered", "again"):
+        for cluster, lines in runs[case]["clusters"].items():
+            links = [line for line in lines if not line.startswith(("log ", "partial "))]
+            assert links and all(line.startswith("ready ") for line in links), (case, cluster, lines)
+    # Cluster A got the new build before the failure; B kept its old one.
+    interrupted = runs["interrupted"]["clusters"]
+    assert builds_logged(interrupted["a"])[-1] in interrupted["a"][0]
+    assert len(builds_logged(interrupted["b"])) == 1
+    # The killed build is left unused, and the next rollout replaces it.
+    assert not [line for line in runs["recovered"]["clusters"]["b"] if line.startswith("partial ")]
+
+
+def test_the_next_rollout_converges_and_the_one_after_changes_nothing(runs) -> None:
+    assert runs["recovered"]["rc"] == 0, runs["recovered"]["errors"]
+    assert {line.split()[0] for line in runs["recovered"]["recap"]} == {name for _, name in NODES}
+    again = runs["again"]
+    assert again["rc"] == 0, again["errors"]
+    assert len(again["recap"]) == len(NODES)
+    assert all(" changed=0 " in line and " failed=0 " in line for line in again["recap"]), again["recap"]
