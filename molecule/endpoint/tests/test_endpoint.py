@@ -161,3 +161,15 @@ def test_bad_input_fails_clearly_and_keeps_the_deployment(runs, case: str, messa
 
 def test_next_good_run_converges_again(runs) -> None:
     assert runs["restore"]["rc"] == 0 and runs["restore"]["unchanged"]
+
+
+def test_the_node_records_its_environments_and_endpoint_as_local_facts(multi, single) -> None:
+    for host, python, multi_user in ((multi, "3.11", True), (single, "3.13", False)):
+        envs = read_json(host, "/etc/ansible/facts.d/hpc_globus_compute_envs.fact")
+        assert envs["default"] == f"py{python}-gce{GCE_VERSION}"
+        [env] = envs["environments"]
+        assert env["name"] == envs["default"] and env["endpoint"] == GCE_VERSION
+        assert env["python"].startswith(f"{python}.") and env["built"]
+        endpoint = read_json(host, "/etc/ansible/facts.d/hpc_globus_compute_endpoint_hpc.fact")
+        assert (endpoint["name"], endpoint["multi_user"], endpoint["version"]) == ("hpc", multi_user, GCE_VERSION)
+        assert GCE_VERSION in host.check_output(f"{endpoint['executable']} version")
