@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Unpack uv and uvx from a release tarball or a wheel into a new directory.
 
 Runs on the Ansible controller. Only the two binaries are read out of the
