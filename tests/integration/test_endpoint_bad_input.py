@@ -1,0 +1,60 @@
+"""The endpoint role refuses bad variables, naming them, before it installs or writes anything."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import pytest
+from role_runner import assert_fails_with, run_role
+
+
+def run_endpoint(tmp_path: Path, **variables: object):
+    base = {
+        "endpoint_owner": getpass.getuser(),
+        "endpoint_mode": "single_user",
+        "endpoint_config_dir": str(tmp_path / "gc" / "hpc"),
+        "endpoint_install_root": str(tmp_path / "install"),
+        "endpoint_bin_dir": str(tmp_path / "bin"),
+        "endpoint_facts_dir": str(tmp_path / "facts"),
+        "endpoint_service": False,
+    }
+    return run_role(tmp_path, "endpoint", {**base, **variables})
+
+
+@pytest.mark.parametrize(
+    ("variables", "shown"),
+    [
+        ({"endpoint_owner": "no-such-user-here"}, ["endpoint_owner", "no-such-user-here", "does not exist"]),
+        ({"endpoint_email": "not an address"}, ["endpoint_email", "not an address"]),
+        ({"endpoint_name": "bad name;rm"}, ["endpoint_name", "bad name;rm"]),
+        ({"endpoint_version": "latest"}, ["endpoint_version", "latest"]),
+        ({"endpoint_amqp_port": 8080}, ["endpoint_amqp_port", "8080"]),
+        (
+            {"endpoint_client_id": "0d9e1c2b-0000-4000-8000-00000000c1d0"},
+            ["endpoint_client_id and endpoint_client_secret"],
+        ),
+        ({"endpoint_high_assurance": True}, ["endpoint_high_assurance", "endpoint_subscription_id"]),
+        ({"endpoint_mode": "multi_user", "endpoint_owner": "nobody"}, ["endpoint_mode", "runs as root", "nobody"]),
+        ({"endpoint_config_dir": "/tmp/elsewhere"}, ["endpoint_config_dir", "ending in the endpoint name"]),
+        ({"endpoint_mode": "both"}, ["endpoint_mode", "both"]),
+        ({"endpoint_uv": "/nonexistent/uv"}, ["endpoint_uv", "/nonexistent/uv"]),
+    ],
+    ids=[
+        "owner",
+        "email",
+        "name",
+        "version",
+        "amqp-port",
+        "credentials",
+        "high-assurance",
+        "multi-user",
+        "dir",
+        "mode",
+        "uv",
+    ],
+)
+def test_bad_variables_are_named_and_nothing_is_written(tmp_path: Path, variables: dict, shown: list[str]) -> None:
+    assert_fails_with(run_endpoint(tmp_path, **variables), *shown)
+    assert not (tmp_path / "install").exists()
+    assert not (tmp_path / "gc").exists()
