@@ -147,7 +147,6 @@ def test_check_mode_reports_but_changes_nothing(runs) -> None:
     [
         ("broken_template_variable", "NoSuchEngine"),
         ("unknown_config_field", "no_such_field"),
-        ("bad_email", "endpoint_email"),
         ("bad_identity_mapping", "unterminated subpattern"),
     ],
 )
