@@ -191,4 +191,8 @@ def test_a_changed_spec_is_reported_by_check_mode_then_built_and_switched(bookwo
 
 def test_pruning_removed_the_superseded_build_only(bookworm) -> None:
     seen = read_json(bookworm, "/var/tmp/spec-change.json")
-    assert bookworm.check_output(f"ls {ENVS_ROOT}/.builds").split() == [seen["after"].removeprefix(".builds/")]
+    builds = bookworm.check_output(f"find {ENVS_ROOT}/.builds -mindepth 1 -maxdepth 1 -type d -printf '%f\\n'")
+    assert builds.split() == [seen["after"].removeprefix(".builds/")]
+    # The build log keeps the history: both builds, each once.
+    logged = [line.split()[-1] for line in bookworm.file(f"{ENVS_ROOT}/.builds/builds.log").content_string.splitlines()]
+    assert logged[-1] == seen["after"] and seen["before"] in logged and len(set(logged)) == len(logged)
