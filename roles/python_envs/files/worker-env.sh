@@ -1,16 +1,24 @@
 # shellcheck shell=bash
 # Activates the worker environment for one Python X.Y and one
-# globus-compute-endpoint version. Sourced by worker_init:
+# globus-compute-endpoint version, plus the user's own packages if any.
+# Sourced by worker_init:
 #
-#   source <dir>/worker-env.sh 3.12 4.19.0 || exit 1
+#   source <dir>/worker-env.sh 3.12 4.19.0 ['numpy>=2' ...] || exit 1
 #
-# Fast path: the site environment <site_root>/py3.12-gce4.19.0 is ready, so
-# its bin/activate is sourced and nothing else runs (no uv, no network, no
-# subprocess). Otherwise, when the site allows it, the environment is built
-# once per user under $HOME with the site's uv policy; concurrent starts on
-# any number of nodes sharing $HOME wait for that one build. Otherwise one
-# line on stderr says what was asked and what exists, and the status is
-# non-zero so that no worker runs under another Python. Safe to source under
+# Without packages, fast path: the site environment <site_root>/py3.12-gce4.19.0
+# is ready, so its bin/activate is sourced and nothing else runs (no uv, no
+# network, no subprocess). Otherwise, when the site allows it, the environment
+# is built once per user under $HOME with the site's uv policy.
+#
+# With packages (the `requirements` user option), the environment is exactly
+# the site environment's package set plus those packages, built once per user
+# and set of requirements: $HOME/.globus_compute/envs/py3.12-gce4.19.0-req-<hash>.
+#
+# Concurrent starts on any number of nodes sharing $HOME wait for one build.
+# A worker in a per-user environment holds a shared lock on it for its life,
+# so that the user's limits (count, age) never remove one in use. On failure
+# one line on stderr says what was asked and why, and the status is non-zero,
+# so that no worker runs under another Python. Safe to source under
 # `set -euo pipefail`; settings come from worker-env.conf beside this file.
 
 __worker_env_say() { printf 'worker-env: %s\n' "$*" >&2; }
@@ -34,60 +42,197 @@ __worker_env_list() { # root: the ready environments under it, comma-separated
   printf '%s' "${names[*]:-none}"
 }
 
-__worker_env_build() { # py gce env: build env under an exclusive lock
-  local py=$1 gce=$2 env=$3 root name fd out
-  root=$(dirname "$env")
-  name=$(basename "$env")
-  mkdir -p "$root" || {
-    __worker_env_why="cannot create $root"
-    return 1
-  }
-  # One lock per environment, beside it: flock is honoured across the nodes
-  # of an NFSv4 or Lustre home, and released by the kernel if we are killed.
-  exec {fd}>>"$root/.$name.lock" || {
-    __worker_env_why="cannot open $root/.$name.lock"
-    return 1
-  }
-  if ! flock -w "$WORKER_ENV_LOCK_WAIT" "$fd"; then
-    exec {fd}>&-
-    __worker_env_why="gave up after waiting ${WORKER_ENV_LOCK_WAIT} s for another build"
+__worker_env_spec() { # env: the spec hash of a site build's ready stamp, into __worker_env_base
+  local line re='"spec": *"([0-9a-f]+)"'
+  __worker_env_base=unknown
+  while IFS= read -r line; do
+    if [[ $line =~ $re ]]; then
+      __worker_env_base=${BASH_REMATCH[1]}
+      return 0
+    fi
+  done <"$1/.ready"
+}
+
+__worker_env_requirements() { # REQ...: check the user's requirements, normalised and sorted into __worker_env_norm
+  # PEP 508 names, extras and version specifiers; the schema's grammar.
+  local name='[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?'
+  local spec='(===|==|!=|<=|>=|~=|<|>) *[A-Za-z0-9.*+!_-]+'
+  local req="^ *($name)( *\\[ *$name( *, *$name)* *\\])?( *$spec( *, *$spec)*)? *$"
+  local LC_ALL=C arg url norm i n
+  __worker_env_norm=()
+  if (($# > WORKER_ENV_REQUIREMENTS_MAX)); then
+    __worker_env_why="$# requirements: at most $WORKER_ENV_REQUIREMENTS_MAX"
     return 1
   fi
-  if [[ -f $env/.ready ]]; then
+  for arg; do
+    if [[ $arg == --index-url=* || $arg == --extra-index-url=* ]]; then
+      norm=
+      for url in "${WORKER_ENV_INDEXES[@]}"; do
+        [[ ${arg#*=} == "$url" ]] && norm=$arg
+      done
+      if [[ -z $norm ]]; then
+        __worker_env_why="index '${arg:0:120}': not one the site allows"
+        return 1
+      fi
+    elif ((${#arg} <= 1000)) && [[ $arg =~ $req ]]; then
+      # PEP 503 name, then the rest without spaces: one spelling per requirement.
+      norm=${BASH_REMATCH[1],,}
+      norm=${norm//[._]/-}
+      while [[ $norm == *--* ]]; do norm=${norm//--/-}; done
+      arg=${arg#*"${BASH_REMATCH[1]}"}
+      arg=${arg// /}
+      norm+=${arg,,}
+    else
+      __worker_env_why="requirement '${arg:0:120}': expected a PEP 508 name with extras and version specifiers"
+      return 1
+    fi
+    n=${#__worker_env_norm[@]}
+    for ((i = 0; i < n; i++)); do
+      [[ ${__worker_env_norm[i]} < "$norm" ]] || break
+    done
+    [[ ${__worker_env_norm[i]:-} == "$norm" ]] ||
+      __worker_env_norm=("${__worker_env_norm[@]:0:i}" "$norm" "${__worker_env_norm[@]:i}")
+  done
+}
+
+__worker_env_prune() { # root keep: remove the user's environments beyond the site's limits, never one in use
+  local root=$1 keep=$2 count=0 dir line when name lock fd
+  local now=${EPOCHSECONDS:-0} max_age=$((WORKER_ENV_USER_ENVS_MAX_AGE * 86400))
+  for dir in "$root"/py*-gce*/; do
+    [[ -d $dir && ${dir%/} != "$root/$keep" ]] && count=$((count + 1))
+  done
+  # Least recently used first: a lock's time is its environment's last start.
+  while IFS=' ' read -r when name; do
+    name=${name#.}
+    name=${name%.lock}
+    [[ $name == "$keep" ]] && continue
+    if ((count < WORKER_ENV_USER_ENVS_MAX)) && ((max_age == 0 || now - ${when%.*} < max_age)); then
+      continue
+    fi
+    lock="$root/.$name.lock"
+    if [[ ! -e $lock ]] || ! exec {fd}<>"$lock"; then
+      continue
+    fi
+    # Any worker in it holds a shared lock: then it stays.
+    if flock -x -n "$fd" && [[ /dev/fd/$fd -ef $lock ]]; then
+      if [[ -d $root/$name ]]; then
+        mv -T "$root/$name" "$root/.trash.$name.$$" && count=$((count - 1))
+      fi
+      rm -f "$lock"
+      rm -rf "$root/.trash.$name.$$"
+    fi
     exec {fd}>&-
-    __worker_env_how=waited
-    return 0
+  done < <(find "$root" -maxdepth 1 -name '.py*-gce*.lock' -printf '%T@ %f\n' | sort -n)
+  if ((count >= WORKER_ENV_USER_ENVS_MAX)); then
+    __worker_env_why="$count environments in use in $root: at most $WORKER_ENV_USER_ENVS_MAX per user"
+    return 1
   fi
-  # A directory without a ready stamp is a build that was killed: nobody
-  # else builds while we hold the lock, so it can go. The environment is
-  # built where it will live (a venv cannot move) and becomes usable only
-  # when its ready stamp is written, last.
+}
+
+__worker_env_make() { # env py gce base REQ...: build env, the base's packages (or gce) plus REQ, under the build lock
+  local env=$1 py=$2 gce=$3 base=$4 out
+  shift 4
+  local python=$py
+  local -a install=("globus-compute-endpoint==$gce" "${WORKER_ENV_EXTRA_PACKAGES[@]}")
+  if [[ -n $base ]]; then
+    python=$base/bin/python install=(-r "$env/.base-requirements.txt")
+  fi
+  # A directory without a ready stamp is a build that was killed: nobody else
+  # builds while we hold the lock, so it can go. The environment is built
+  # where it will live (a venv cannot move) and becomes usable only when its
+  # ready stamp is written, last.
   rm -rf "$env"
   if ! out=$(
-    "$WORKER_ENV_UV" venv --quiet --python "$py" "$env" 2>&1 &&
-      "$WORKER_ENV_UV" pip install --quiet --python "$env/bin/python" \
-        "globus-compute-endpoint==$gce" "${WORKER_ENV_EXTRA_PACKAGES[@]}" 2>&1
+    "$WORKER_ENV_UV" venv --quiet --python "$python" "$env" 2>&1 &&
+      if [[ -n $base ]]; then
+        "$WORKER_ENV_UV" pip freeze --quiet --python "$base/bin/python" 2>&1 >"$env/.base-requirements.txt"
+      fi &&
+      "$WORKER_ENV_UV" pip install --quiet --python "$env/bin/python" "${install[@]}" "$@" 2>&1
   ); then
     rm -rf "$env"
-    exec {fd}>&-
     # uv's whole reason, for the one line the endpoint log shows.
     out=$(printf '%s' "$out" | tr -s ' \n' ' ')
     __worker_env_why="build failed: ${out:0:600}"
     return 1
   fi
-  printf 'python=%s\nendpoint=%s\nbuilt=%(%Y-%m-%dT%H:%M:%S%z)T\nhost=%s\n' \
-    "$py" "$gce" -1 "${HOSTNAME:-}" >"$env/.ready.tmp"
+  printf 'python=%s\nendpoint=%s\nbase=%s\nrequirements=%s\nbuilt=%(%Y-%m-%dT%H:%M:%S%z)T\nhost=%s\n' \
+    "$py" "$gce" "${base:-none}" "${__worker_env_norm[*]-}" -1 "${HOSTNAME:-}" >"$env/.ready.tmp"
   mv -f "$env/.ready.tmp" "$env/.ready"
-  exec {fd}>&-
-  __worker_env_how=built
+}
+
+__worker_env_use() { # env py gce base REQ...: enter a per-user environment, building it first if need be
+  local env=$1 root=${1%/*} name=${1##*/} lock build fd bfd
+  lock="$root/.$name.lock" build="$root/.$name.build"
+  mkdir -p "$root" || {
+    __worker_env_why="cannot create $root"
+    return 1
+  }
+  # The shared lock on $lock is held for the worker's life (the open file is
+  # inherited by the worker): flock is honoured across the nodes of an NFSv4
+  # or Lustre home, and released by the kernel when the worker ends.
+  while :; do
+    exec {fd}<>"$lock" || {
+      __worker_env_why="cannot open $lock"
+      return 1
+    }
+    if flock -s -w "$WORKER_ENV_LOCK_WAIT" "$fd" && [[ /dev/fd/$fd -ef $lock ]]; then
+      break
+    fi
+    exec {fd}>&- # removed by a prune while we opened it: open the new one
+  done
+  if [[ ! -f $env/.ready ]]; then
+    # One builder; the others wait on $build. The builder removes it when
+    # done, writing its reason into it first if the build failed, so that
+    # workers that waited report that reason instead of failing again.
+    while :; do
+      exec {bfd}<>"$build" || {
+        __worker_env_why="cannot open $build"
+        break
+      }
+      if ! flock -x -n "$bfd"; then
+        __worker_env_how=waited
+        if ! flock -x -w "$WORKER_ENV_LOCK_WAIT" "$bfd"; then
+          __worker_env_why="gave up after waiting ${WORKER_ENV_LOCK_WAIT} s for another build"
+          break
+        fi
+      fi
+      if [[ -f $env/.ready ]]; then
+        __worker_env_how=waited
+        break
+      fi
+      if [[ ! /dev/fd/$bfd -ef $build ]]; then
+        __worker_env_why=
+        IFS= read -r -u "$bfd" __worker_env_why || true
+        [[ -n $__worker_env_why ]] && break
+        exec {bfd}>&-
+        continue
+      fi
+      if __worker_env_prune "$root" "$name" && __worker_env_make "$@"; then
+        __worker_env_how=built
+      else
+        printf '%s\n' "$__worker_env_why" >"$build"
+        rm -f "$lock" # nothing of a failed build is left
+      fi
+      rm -f "$build"
+      break
+    done
+    [[ -n ${bfd:-} ]] && exec {bfd}>&-
+    if [[ ! -f $env/.ready ]]; then
+      exec {fd}>&-
+      return 1
+    fi
+  fi
+  # The lock's time is when the environment was last started (see prune).
+  : >"$lock"
 }
 
 __worker_env() {
-  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env
+  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env base key
   start=${start/[.,]/}
   local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
-  local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900
-  local -a WORKER_ENV_EXTRA_PACKAGES=()
+  local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
+  local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
+  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=()
   # shellcheck source=/dev/null
   source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
 
@@ -100,11 +245,41 @@ __worker_env() {
     __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
     return 2
   fi
+  shift 2
   name="py$py-gce$gce"
-
   env="$WORKER_ENV_SITE_ROOT/$name"
+  base=$env
   __worker_env_how=site
-  if [[ ! -f $env/.ready ]]; then
+
+  if (($#)); then
+    if [[ $WORKER_ENV_USER_REQUIREMENTS != true ]]; then
+      __worker_env_say "refusing requirements: user packages are off on this endpoint"
+      return 2
+    fi
+    if ! __worker_env_requirements "$@"; then
+      __worker_env_say "refusing $__worker_env_why"
+      return 2
+    fi
+    if [[ -f $base/.ready ]]; then
+      __worker_env_spec "$base"
+    elif [[ $WORKER_ENV_USER_BUILDS == true ]]; then
+      base='' __worker_env_base=none
+    else
+      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce to add packages to;" \
+        "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
+      return 1
+    fi
+    # The key follows the site build too: when the admin rebuilds it, users
+    # get a fresh environment on top of it, and the old one ages out.
+    printf -v key '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}"
+    key=$(sha256sum <<<"$key") || return 1
+    env="$HOME/$WORKER_ENV_USER_ROOT/$name-req-${key:0:16}"
+    __worker_env_how=user
+    if ! __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
+      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce and $*: $__worker_env_why"
+      return 1
+    fi
+  elif [[ ! -f $env/.ready ]]; then
     if [[ $WORKER_ENV_USER_BUILDS != true ]]; then
       __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce;" \
         "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
@@ -112,7 +287,7 @@ __worker_env() {
     fi
     env="$HOME/$WORKER_ENV_USER_ROOT/$name"
     __worker_env_how=user
-    if [[ ! -f $env/.ready ]] && ! __worker_env_build "$py" "$gce" "$env"; then
+    if ! __worker_env_use "$env" "$py" "$gce" ""; then
       __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce:" \
         "$__worker_env_why; site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
       return 1
@@ -121,11 +296,12 @@ __worker_env() {
   # shellcheck source=/dev/null
   source "$env/bin/activate" || return 1
   __worker_env_ms "$start"
-  __worker_env_say "$name $__worker_env_how $env $__worker_env_took"
+  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took"
 }
 
 __worker_env "$@"
 set -- "$?"
-unset -f __worker_env __worker_env_build __worker_env_list __worker_env_ms __worker_env_say
-unset __worker_env_how __worker_env_took __worker_env_why
+unset -f __worker_env __worker_env_list __worker_env_make __worker_env_ms __worker_env_prune \
+  __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_use
+unset __worker_env_base __worker_env_how __worker_env_norm __worker_env_took __worker_env_why
 return "$1"
