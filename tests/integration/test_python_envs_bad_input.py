@@ -47,3 +47,19 @@ def test_a_missing_interpreter_is_named_with_what_was_found(tmp_path: Path) -> N
 
 def test_a_missing_uv_is_named(tmp_path: Path) -> None:
     assert_fails_with(run_python_envs(tmp_path, python_envs_uv="/nonexistent/uv"), "python_envs_uv", "/nonexistent/uv")
+
+
+@pytest.mark.parametrize(
+    ("variables", "shown"),
+    [
+        ({"python_envs_user_indexes": ["https://pypi.example.org/simple'; touch /tmp/x"]}, "python_envs_user_indexes"),
+        ({"python_envs_user_indexes": ["ftp://mirror.example.org/"]}, "ftp://mirror.example.org/"),
+        ({"python_envs_user_envs_max": 0}, "python_envs_user_envs_max"),
+        ({"python_envs_user_requirements_max": -1}, "python_envs_user_requirements_max"),
+        ({"python_envs_user_requirements": "perhaps"}, "python_envs_user_requirements"),
+    ],
+    ids=["index-with-quote", "index-not-http", "no-environments", "negative-requirements", "not-a-bool"],
+)
+def test_a_bad_user_package_policy_is_named(tmp_path: Path, variables: dict, shown: str) -> None:
+    assert_fails_with(run_python_envs(tmp_path, **variables), shown)
+    assert not (tmp_path / "runtime").exists()

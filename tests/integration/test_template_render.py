@@ -282,3 +282,228 @@ def test_cluster_providers_render_and_load_with_the_worker_init(tmp_path: Path, 
     loaded = subprocess.run([str(GCE / "python"), "-c", code], input=result.stdout, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == [provider["type"], "01:00:00", str(provider["nodes_per_block"])]
+
+
+# User packages: the `requirements` option (a requirements.txt as one string,
+# as in the endpoint's own template) and `packages` (a list).
+INDEX = "https://pypi.example.org/simple"
+
+
+@pytest.fixture(scope="module")
+def runtime_indexes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return deploy_runtime(tmp_path_factory.mktemp("indexes"), python_envs_user_indexes=[INDEX])
+
+
+@pytest.fixture(scope="module")
+def runtime_no_packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return deploy_runtime(tmp_path_factory.mktemp("nopackages"), python_envs_user_requirements=False)
+
+
+def permissive_schema(tmp_path: Path) -> Path:
+    """What a site that dropped the schema checks: nothing, so the template must hold on its own."""
+    schema = tmp_path / "permissive.json"
+    schema.write_text("{}")
+    return schema
+
+
+def render_with_schema(runtime_dir: Path, schema: Path, tmp_path: Path, options: dict) -> subprocess.CompletedProcess:
+    """render() against another schema, in a copy of the runtime directory."""
+    copy = tmp_path / "runtime-copy"
+    copy.mkdir()
+    for name in ("user_config_template.yaml.j2", "worker-env.sh", "worker-env.conf"):
+        (copy / name).write_text((runtime_dir / name).read_text())
+    (copy / "user_config_schema.json").write_text(schema.read_text())
+    return render(copy, VALID[0][1], tmp_path, options)
+
+
+USER_PACKAGES = [
+    (
+        "requirements-file",
+        {"requirements": "six==1.17.0\nidna >= 3, <4\n\n  requests[socks,use-chardet]~=2.0  \n"},
+        "'six==1.17.0' 'idna >= 3, <4' 'requests[socks,use-chardet]~=2.0'",
+    ),
+    ("packages-list", {"packages": ["six", "numpy>=2"]}, "'six' 'numpy>=2'"),
+    ("both", {"requirements": "six", "packages": ["idna"]}, "'six' 'idna'"),
+    ("arbitrary-equality", {"requirements": "legacy===1.0-foo"}, "'legacy===1.0-foo'"),
+]
+
+
+@pytest.mark.parametrize(("options", "args"), [p[1:] for p in USER_PACKAGES], ids=[p[0] for p in USER_PACKAGES])
+def test_user_packages_become_single_quoted_arguments(
+    runtime_default: Path, tmp_path: Path, options: dict, args: str
+) -> None:
+    result = render(runtime_default, VALID[0][1], tmp_path, options)
+    assert result.returncode == 0, result.stderr
+    assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh 3.12 4.19.0 {args} || exit 1"
+    assert_endpoint_loads(result.stdout)
+
+
+def test_user_packages_go_on_top_of_the_default_environment_for_old_sdks(runtime_default: Path, tmp_path: Path) -> None:
+    result = render(runtime_default, {}, tmp_path, {"requirements": "six"})
+    assert result.returncode == 0, result.stderr
+    assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh {DEFAULT} 'six' || exit 1"
+
+
+FORGED_REQUIREMENTS = {
+    "subshell": f"six$({SHELL})",
+    "backticks": f"six`{SHELL}`",
+    "semicolon": f"six; {SHELL}",
+    "ampersand": f"six && {SHELL}",
+    "pipe": f"six | {SHELL}",
+    "single-quote": f"six'; {SHELL}; '",
+    "double-quote": f'six"; {SHELL}; "',
+    "backslash-newline": f"six\\\n{SHELL}",
+    "newline-option": "six\n--index-url http://evil.example/simple",
+    "newline-shell": f"six\n{SHELL}",
+    "requirements-file": "-r /etc/passwd",
+    "editable": "-e /tmp/evil",
+    "find-links": "-f http://evil.example/",
+    "extra-index": "--extra-index-url http://evil.example/simple",
+    "unlisted-index": f"--index-url {INDEX}",
+    "relative-path": "./evil",
+    "absolute-path": "/tmp/evil.whl",
+    "direct-url": "six @ https://evil.example/six.whl",
+    "file-url": "file:///tmp/evil",
+    "marker": 'six; python_version < "4"',
+    "tab": "six\t==1.0",
+    "carriage-return": "six\r\nidna",
+    "unicode-name": "sïx",
+    "two-names-one-line": "six idna",
+    "empty": "",
+    "blank-lines-only": "\n \n",
+    "too-long": "six\n" * 2000,
+    "too-many": "\n".join(f"pkg{i}" for i in range(40)),
+    "adversarial-name": "a" * 4000 + "$",
+    "adversarial-specifiers": "a" + "==1," * 1000 + "$",
+}
+
+
+FORGED_PACKAGES = [
+    ["six", f"idna; {SHELL}"],
+    ["six\nidna"],
+    ["-e /tmp/evil"],
+    [["six"]],
+    [{"name": "six"}],
+    [1],
+    [f"pkg{i}" for i in range(40)],
+    "six",
+]
+
+
+FORGED = {
+    **{name: {"requirements": value} for name, value in FORGED_REQUIREMENTS.items()},
+    **{f"packages-{i}": {"packages": value} for i, value in enumerate(FORGED_PACKAGES)},
+}
+
+
+def render_many(template: Path, schema: Path, cases: dict[str, dict]) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each case's options rendered by the endpoint's own command (render_batch.py: one process for all)."""
+    batch = [
+        {"template": str(template), "schema": str(schema), "options": options, "runtime": VALID[0][1]}
+        for options in cases.values()
+    ]
+    run = subprocess.run(
+        [str(GCE / "python"), str(Path(__file__).with_name("render_batch.py"))],
+        input=json.dumps(batch),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {
+        name: subprocess.CompletedProcess([], r["rc"], r["stdout"], r["stderr"])
+        for name, r in zip(cases, json.loads(run.stdout), strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def forged_with_schema(runtime_default: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    return render_many(
+        runtime_default / "user_config_template.yaml.j2", runtime_default / "user_config_schema.json", FORGED
+    )
+
+
+@pytest.fixture(scope="module")
+def forged_without_schema(
+    runtime_default: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    return render_many(
+        runtime_default / "user_config_template.yaml.j2", permissive_schema(tmp_path_factory.mktemp("loose")), FORGED
+    )
+
+
+@pytest.mark.parametrize("name", FORGED)
+def test_forged_user_packages_are_refused_by_the_schema(forged_with_schema: dict, name: str) -> None:
+    result = forged_with_schema[name]
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert "ValidationError" in result.stderr
+
+
+@pytest.mark.parametrize("name", FORGED)
+def test_without_the_schema_forged_packages_are_refused_or_never_run(forged_without_schema: dict, name: str) -> None:
+    """The template holds on its own: a render error, or arguments that worker-env.sh refuses."""
+    result = forged_without_schema[name]
+    if result.returncode != 0:
+        assert "requirements_refused__" in result.stderr
+        return
+    worker_init = worker_init_of(result.stdout)
+    Path(CANARY).unlink(missing_ok=True)
+    started = subprocess.run(["bash", "-c", worker_init], capture_output=True, text=True)
+    assert not Path(CANARY).exists(), "a forged value was executed"
+    assert started.returncode != 0
+    # Blank requirements add nothing; anything else is refused before uv sees it.
+    if FORGED[name].get("requirements", "x").strip():
+        assert started.stderr.startswith("worker-env: refusing "), started.stderr
+
+
+def test_an_allowed_index_is_passed_as_one_option(runtime_indexes: Path, tmp_path: Path) -> None:
+    options = {"requirements": f"six\n--extra-index-url {INDEX}\n--index-url={INDEX}"}
+    result = render(runtime_indexes, VALID[0][1], tmp_path, options)
+    assert result.returncode == 0, result.stderr
+    assert worker_init_of(result.stdout).endswith(
+        f"4.19.0 'six' --extra-index-url={INDEX} --index-url={INDEX} || exit 1"
+    )
+    refused = render(runtime_indexes, VALID[0][1], tmp_path, {"requirements": "--index-url http://evil.example/"})
+    assert refused.returncode != 0 and "ValidationError" in refused.stderr
+
+
+def test_an_index_the_site_does_not_allow_is_refused_by_the_runtime(runtime_indexes: Path) -> None:
+    result = subprocess.run(
+        ["bash", "-c", 'source "$0/worker-env.sh" 3.12 4.19.0 six "$1"', str(runtime_indexes), "--index-url=http://e/"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "worker-env: refusing index '--index-url=http://e/': not one the site allows\n"
+
+
+def test_user_packages_can_be_turned_off(runtime_no_packages: Path, tmp_path: Path) -> None:
+    refused = render(runtime_no_packages, VALID[0][1], tmp_path, {"requirements": "six"})
+    assert refused.returncode != 0
+    assert "'requirements' was unexpected" in refused.stderr
+    without_schema = render_with_schema(
+        runtime_no_packages, permissive_schema(tmp_path), tmp_path, {"packages": ["six"]}
+    )
+    assert without_schema.returncode != 0
+    assert "user_packages_are_not_allowed_on_this_endpoint" in without_schema.stderr
+    runtime = subprocess.run(
+        ["bash", "-c", 'source "$0/worker-env.sh" 3.12 4.19.0 six', str(runtime_no_packages)],
+        capture_output=True,
+        text=True,
+    )
+    assert runtime.returncode == 2
+    assert runtime.stderr == "worker-env: refusing requirements: user packages are off on this endpoint\n"
+
+
+def test_requirements_need_an_environment_to_go_on(runtime_default: Path) -> None:
+    """No site environment and no per-user builds: one line, nothing built."""
+    result = subprocess.run(
+        ["bash", "-c", 'source "$0/worker-env.sh" 3.12 4.19.0 six || exit 7', str(runtime_default)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 7
+    assert result.stderr.splitlines() == [
+        "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0 to add packages to;"
+        " site has: none; per-user builds are off"
+    ]
