@@ -88,21 +88,26 @@ def sdk_runtime(python: str, sdk: str = GCE_VERSION) -> dict:
     }
 
 
-def render_worker_init(host, runtime: dict | None, user: str = "alice") -> str:
-    """worker_init of the deployed template, rendered by the real endpoint on the node."""
+def render_user_config(host, runtime: dict | None, user: str = "alice", options: dict | None = None):
+    """The deployed template rendered by the real endpoint on the node, with the user's options."""
     renderer = host.check_output(f"ls -d {ENVS_ROOT}/py3.*-gce{GCE_VERSION}/bin/globus-compute-endpoint | head -n 1")
     runtime_json = json.dumps(runtime if runtime is not None else {})
     script = f"""
         set -euo pipefail
         d=$(mktemp -d)
+        trap 'rm -rf "$d"' EXIT
         printf '%s' {shlex.quote(runtime_json)} > "$d/runtime.json"
-        echo '{{}}' > "$d/options.json"
+        printf '%s' {shlex.quote(json.dumps(options or {}))} > "$d/options.json"
         GLOBUS_COMPUTE_USER_DIR="$d/gc" {renderer} render-user-config \\
           -t {RUNTIME_DIR}/user_config_template.yaml.j2 -s {RUNTIME_DIR}/user_config_schema.json \\
-          -o "$d/options.json" --user-runtime "$d/runtime.json" 2>/dev/null
-        rm -rf "$d"
+          -o "$d/options.json" --user-runtime "$d/runtime.json"
     """
-    result = run_as(host, user, script)
+    return run_as(host, user, script)
+
+
+def render_worker_init(host, runtime: dict | None, user: str = "alice", options: dict | None = None) -> str:
+    """worker_init of the deployed template, rendered by the real endpoint on the node."""
+    result = render_user_config(host, runtime, user, options)
     assert result.rc == 0, result.stderr
     import yaml
 
@@ -136,13 +141,15 @@ def start_worker(host, user: str, worker_init: str):
     return run_as(host, user, f"{worker_init}\n{PROBE}")
 
 
-def storm(host, user: str, worker_init: str, starts: int) -> tuple[list[str], list[str]]:
-    """Start `starts` workers at once; return the Python each ran and how each got its environment."""
+def storm(
+    host, user: str, worker_init: str, starts: int, probe: str = 'import sys; print("%d.%d" % sys.version_info[:2])'
+) -> tuple[list[str], list[str]]:
+    """Start `starts` workers at once; return what each one's probe printed and how each got its environment."""
     script = f"""
         d=$(mktemp -d)
         for i in $(seq {starts}); do
           ( {worker_init}
-            python -c 'import sys; print("%d.%d" % sys.version_info[:2])' ) >"$d/$i.out" 2>"$d/$i.err" &
+            python -c {shlex.quote(probe)} ) >"$d/$i.out" 2>"$d/$i.err" &
         done
         wait
         cat "$d"/*.out

@@ -1,0 +1,184 @@
+"""User packages (`requirements`) on nodes sharing one home, from the offline wheelhouse.
+
+Each task environment is the site environment plus the user's packages, built
+once per user and set of requirements, rendered by the real endpoint and
+started as the user; the scenario caps users at 3 environments.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from conftest import ENVS_ROOT, GCE_VERSION, node, render_user_config, render_worker_init, run_as, sdk_runtime, storm
+
+NODES = [f"shared-{i}" for i in range(1, 5)]
+USER = "dana"
+ENVS = "/shared/dana/.globus_compute/envs"
+SITE_ENV = f"{ENVS_ROOT}/py3.13-gce{GCE_VERSION}"
+MAX_ENVS = 3
+CANARY = "/tmp/hpc-gc-canary"
+# One word per worker: Python X.Y / endpoint version / six's version.
+PROBE = (
+    "import sys, six, globus_compute_endpoint as g;"
+    ' print("%d.%d/%s/%s" % (*sys.version_info[:2], g.__version__, six.__version__))'
+)
+
+
+def worker_init_for(host, requirements: str) -> str:
+    return render_worker_init(host, sdk_runtime("3.13"), user=USER, options={"requirements": requirements})
+
+
+def start(host, worker_init: str, then: str = "true"):
+    return run_as(host, USER, f"{worker_init}\n{then}")
+
+
+def user_envs(host) -> list[str]:
+    """Everything in the user's environment directory: environments, locks, leftovers."""
+    return host.check_output(f"ls -A {ENVS} 2>/dev/null || true").split()
+
+
+def hold(host, worker_init: str) -> None:
+    """A worker that keeps running in its environment (until release()), once it has started."""
+    marker = f"/tmp/held.{uuid.uuid4().hex}"
+    script = f"{worker_init}\ntouch {marker}\nexec sleep 600"
+    host.check_output(f"setsid -f runuser -l {USER} -c {shlex.quote(script)} >/dev/null 2>&1")
+    host.check_output(f"for i in $(seq 600); do [ -e {marker} ] && exit 0; sleep 0.5; done; exit 1")
+
+
+def release(host) -> None:
+    host.run(f"pkill -u {USER} -x sleep || true")
+
+
+@pytest.fixture
+def empty_home():
+    """Each test starts with no per-user environment and no worker running."""
+    host = node(NODES[0])
+    for name in NODES:
+        release(node(name))
+    host.check_output(f"rm -rf {ENVS} && mkdir -p {ENVS} && chown -R {USER}: /shared/dana/.globus_compute")
+    yield host
+    for name in NODES:
+        release(node(name))
+
+
+def test_requirements_build_once_across_nodes_then_take_the_fast_path(empty_home) -> None:
+    hosts = [node(name) for name in NODES]
+    worker_init = worker_init_for(hosts[0], "six==1.17.0\nidna")
+    assert worker_init.endswith(" 3.13 4.19.0 'six==1.17.0' 'idna' || exit 1")
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        results = list(pool.map(lambda h: storm(h, USER, worker_init, 8, PROBE), hosts))
+    probes = [p for ran, _ in results for p in ran]
+    hows = [h for _, how in results for h in how]
+    assert probes == [f"3.13/{GCE_VERSION}/1.17.0"] * 32
+    assert sorted(hows) == ["built"] + ["waited"] * 31
+    for host in hosts:
+        # Same requirements, written differently: the same environment, already built.
+        again = worker_init_for(host, "IDNA\n  six == 1.17.0  \n")
+        _, hows = storm(host, USER, again, 1, PROBE)
+        assert hows == ["user"]
+
+
+def test_the_environment_is_the_site_environment_plus_the_packages(empty_home) -> None:
+    host = empty_home
+    result = start(host, worker_init_for(host, "six==1.17.0"), "uv pip freeze --python python")
+    assert result.rc == 0, result.stderr
+    site = run_as(host, USER, f"uv pip freeze --python {SITE_ENV}/bin/python")
+    assert sorted(result.stdout.split()) == sorted([*site.stdout.split(), "six==1.17.0"])
+    assert f"globus-compute-endpoint=={GCE_VERSION}" in result.stdout.split()
+
+
+def test_an_unavailable_package_fails_in_one_line_and_leaves_nothing(empty_home) -> None:
+    host = empty_home
+    worker_init = worker_init_for(host, "no-such-package==1.0")
+    hosts = [node(name) for name in NODES]
+    with ThreadPoolExecutor(len(hosts)) as pool:
+        results = list(pool.map(lambda h: start(h, worker_init, "touch /tmp/ran"), hosts))
+    for result in results:
+        assert result.rc == 1
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(
+            "worker-env: no environment for Python 3.13 with globus-compute-endpoint 4.19.0 and no-such-package==1.0:"
+            " build failed: "
+        )
+        # uv's own reason, as uv says it.
+        assert "no-such-package" in lines[0] and "unsatisfiable" in lines[0]
+    assert user_envs(host) == []
+    for h in hosts:
+        assert not h.file("/tmp/ran").exists
+
+
+FORGED = {
+    "subshell": "six$(touch /tmp/hpc-gc-canary)",
+    "semicolon": "six; touch /tmp/hpc-gc-canary",
+    "newline-option": "six\n--index-url http://evil.example/simple",
+    "editable": "-e /tmp",
+    "path": "./evil",
+    "url": "six @ https://evil.example/six.whl",
+    "quotes": "six'\"; touch /tmp/hpc-gc-canary; '",
+    "too-long": "six\n" * 2000,
+    "too-many": "\n".join(f"pkg{i}" for i in range(40)),
+}
+
+
+@pytest.mark.parametrize("requirements", FORGED.values(), ids=FORGED.keys())
+def test_forged_requirements_are_refused_by_the_schema(requirements: str) -> None:
+    host = node(NODES[0])
+    host.run(f"rm -f {CANARY}")
+    result = render_user_config(host, sdk_runtime("3.13"), USER, {"requirements": requirements})
+    assert result.rc != 0
+    assert "ValidationError" in result.stderr
+    assert result.stdout.strip() == ""
+    assert not host.file(CANARY).exists
+
+
+def test_an_options_list_is_refused_by_the_runtime_too() -> None:
+    """What a permissive schema would let through, worker-env.sh refuses before uv sees it."""
+    host = node(NODES[0])
+    host.run(f"rm -f {CANARY}")
+    for args in (["six==1.0 numpy"], ["--index-url=http://evil.example/simple"], ["-e", "/tmp"], ["six;touch"]):
+        quoted = " ".join(shlex.quote(a) for a in args)
+        result = run_as(host, USER, f"source /opt/hpc_globus_compute/worker-env.sh 3.13 4.19.0 {quoted} || exit $?")
+        assert result.rc == 2, result.stderr
+        assert result.stderr.startswith("worker-env: refusing ")
+    assert not host.file(CANARY).exists
+
+
+def test_the_least_recently_used_unused_environment_makes_room(empty_home) -> None:
+    host = empty_home
+    in_use = worker_init_for(host, "six")
+    hold(node(NODES[1]), in_use)
+    host.check_output(f"touch -d '2 days ago' {ENVS}/.py3.13-*.lock")
+    for requirements in ("six==1.17.0", "idna", "certifi"):
+        assert start(host, worker_init_for(host, requirements)).rc == 0
+    # The oldest one is kept, a worker runs in it; the next oldest made room.
+    result = start(host, in_use, "python -c 'import six'")
+    assert result.rc == 0 and " user " in result.stderr
+    envs = [e for e in user_envs(host) if not e.startswith(".")]
+    assert len(envs) == MAX_ENVS
+    assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "user"
+    assert start(host, worker_init_for(host, "six==1.17.0")).stderr.split()[2] == "built"
+
+
+def test_no_room_when_every_environment_is_in_use(empty_home) -> None:
+    host = empty_home
+    for requirements in ("six", "idna", "certifi"):
+        hold(host, worker_init_for(host, requirements))
+    result = start(host, worker_init_for(host, "six==1.17.0"))
+    assert result.rc == 1
+    assert result.stderr.strip().endswith(f"3 environments in use in {ENVS}: at most {MAX_ENVS} per user")
+
+
+def test_environments_unused_for_too_long_are_removed_but_never_one_in_use(empty_home) -> None:
+    host = empty_home
+    busy = worker_init_for(host, "six")
+    hold(host, busy)
+    assert start(host, worker_init_for(host, "idna")).rc == 0
+    host.check_output(f"touch -d '31 days ago' {ENVS}/.py3.13-*.lock")
+    assert start(host, worker_init_for(host, "certifi")).rc == 0
+    # idna's was unused for 31 days and went; six's is as old but in use.
+    assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "built"
+    assert start(host, busy).stderr.split()[2] == "user"
