@@ -28,7 +28,7 @@ SITE_ENV = f"/opt/hpc_globus_compute/envs/py3.13-gce{GCE}"
 DEFAULT_TEMPLATE = (
     f"{SITE_ENV}/lib/python3.13/site-packages/globus_compute_endpoint/endpoint/config/user_config_template.yaml.j2"
 )
-METHODS = ("bare", "fast", "tutorial", "default_4.19")
+METHODS = ("bare", "fast", "requirements", "tutorial", "default_4.19")
 
 
 def on_node(script: str) -> str:
@@ -99,6 +99,7 @@ def report(samples: dict[str, list[float]], exits: dict[str, int], storm: dict[s
         *rows,
         "",
         f"- fast path / bare activate: **{fast / base:.2f}x** (goal: within 1.3x)",
+        f"- a user's packages, fast path / bare activate: **{statistics.median(samples['requirements']) / base:.2f}x**",
         f"- tutorial / fast path: **{tutorial / fast:.1f}x** slower (goal: at least 5x)",
         "",
         f"Cold storm: {int(storm['storm_starts'])} simultaneous starts of a missing per-user environment"
