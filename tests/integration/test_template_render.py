@@ -386,6 +386,7 @@ FORGED_PACKAGES = [
     [{"name": "six"}],
     [1],
     [f"pkg{i}" for i in range(40)],
+    ["a" * 5000],
     "six",
 ]
 

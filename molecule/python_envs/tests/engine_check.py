@@ -8,7 +8,7 @@ environment, and the worker runs the function.
     <client python> engine_check.py pack TASK_FILE
     <endpoint python> engine_check.py run CONFIG RUN_DIR TASK_FILE
 
-`run` prints the worker's Python X.Y and sys.prefix as JSON.
+`run` prints the worker's Python X.Y, sys.prefix and six's version (null without it) as JSON.
 """
 
 from __future__ import annotations
@@ -23,10 +23,14 @@ from globus_compute_common.messagepack.message_types import Task
 from globus_compute_sdk.serialize import ComputeSerializer
 
 
-def where_am_i() -> tuple[str, str]:
+def where_am_i() -> tuple[str, str, str | None]:
     import sys
 
-    return f"{sys.version_info[0]}.{sys.version_info[1]}", sys.prefix
+    try:
+        import six
+    except ImportError:
+        six = None
+    return f"{sys.version_info[0]}.{sys.version_info[1]}", sys.prefix, six and six.__version__
 
 
 def pack(task_file: str) -> None:
@@ -50,8 +54,8 @@ def run(config_path: str, run_dir: str, task_file: str) -> None:
         engine.shutdown()
     if result.is_error:
         raise SystemExit(f"task failed: {result.data}")
-    python, prefix = ComputeSerializer().deserialize(result.data)
-    print(json.dumps({"python": python, "prefix": prefix}))
+    python, prefix, six = ComputeSerializer().deserialize(result.data)
+    print(json.dumps({"python": python, "prefix": prefix, "six": six}))
 
 
 if __name__ == "__main__":

@@ -148,11 +148,9 @@ def test_a_killed_build_is_never_used_and_is_rebuilt(sid) -> None:
     assert result.stdout.split()[:2] == ["3.14", GCE_VERSION]
 
 
-def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None:
-    """A 3.14 client's task, through GlobusComputeEngine (LocalProvider) in the 3.13 site
-    environment, runs in a worker that the rendered worker_init put in Python 3.14."""
-    worker_init = render_worker_init(sid, sdk_runtime("3.14"))
-    user_env = f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}"
+def run_engine(host, worker_init: str) -> dict:
+    """One task through GlobusComputeEngine (LocalProvider) in the 3.13 site environment, whose
+    worker_init is the rendered one: what the worker's Python, prefix and six were."""
     config = (
         "engine:\n  type: GlobusComputeEngine\n  max_workers_per_node: 1\n  provider:\n    type: LocalProvider\n"
         f"    init_blocks: 1\n    min_blocks: 0\n    max_blocks: 1\n    worker_init: {json.dumps(worker_init)}\n"
@@ -164,7 +162,7 @@ def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None
         printf '%s' {shlex.quote(driver)} > "$d/engine_check.py"
         printf '%s' {shlex.quote(config)} > "$d/config.yaml"
         cd "$d"
-        # The client: the user's Python 3.14 with its SDK packs the task.
+        # The client: the user's Python with its SDK packs the task.
         ( {worker_init}
           python engine_check.py pack task.bin ) 2>/dev/null
         # The endpoint: its interchange is a script of its own environment.
@@ -172,10 +170,30 @@ def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None
         timeout 300 python engine_check.py run config.yaml "$d/run" task.bin || {{
           tail -n 20 "$d"/run/*/block-0/*/worker_0.log >&2; exit 1; }}
     """
-    result = run_as(sid, "alice", script)
+    result = run_as(host, "alice", script)
     assert result.rc == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
-    assert answer == {"python": "3.14", "prefix": user_env}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None:
+    """A 3.14 client's task runs in a worker that the rendered worker_init put in Python 3.14."""
+    answer = run_engine(sid, render_worker_init(sid, sdk_runtime("3.14")))
+    assert answer == {
+        "python": "3.14",
+        "prefix": f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}",
+        "six": None,
+    }
+
+
+def test_a_real_engine_runs_a_function_with_the_users_packages(sid) -> None:
+    """The `requirements` option: the task imports six, from the offline wheelhouse, in the
+    3.13 site environment's package set plus six."""
+    worker_init = render_worker_init(sid, sdk_runtime("3.13"), options={"requirements": "six==1.17.0"})
+    answer = run_engine(sid, worker_init)
+    assert answer["python"] == "3.13" and answer["six"] == "1.17.0"
+    assert answer["prefix"].startswith(f"/home/alice/.globus_compute/envs/py3.13-gce{GCE_VERSION}-req-")
+    stamp = sid.file(f"{answer['prefix']}/.ready").content_string
+    assert "requirements=six==1.17.0\n" in stamp and f"base={ENVS_ROOT}/py3.13-gce{GCE_VERSION}\n" in stamp
 
 
 def test_a_changed_spec_is_reported_by_check_mode_then_built_and_switched(bookworm) -> None:
