@@ -310,7 +310,7 @@ def render_with_schema(runtime_dir: Path, schema: Path, tmp_path: Path, options:
     """render() against another schema, in a copy of the runtime directory."""
     copy = tmp_path / "runtime-copy"
     copy.mkdir()
-    for name in ("user_config_template.yaml.j2", "worker-env.sh", "worker-env.conf"):
+    for name in ("user_config_template.yaml.j2", "worker-env.sh", "worker-env-user.sh", "worker-env.conf"):
         (copy / name).write_text((runtime_dir / name).read_text())
     (copy / "user_config_schema.json").write_text(schema.read_text())
     return render(copy, VALID[0][1], tmp_path, options)

@@ -57,7 +57,13 @@ def test_nothing_the_site_built_is_writable_by_users(request, name: str) -> None
 
 
 def test_runtime_and_endpoint_files_are_in_place(bookworm) -> None:
-    for name in ("worker-env.sh", "worker-env.conf", "user_config_template.yaml.j2", "user_config_schema.json"):
+    for name in (
+        "worker-env.sh",
+        "worker-env-user.sh",
+        "worker-env.conf",
+        "user_config_template.yaml.j2",
+        "user_config_schema.json",
+    ):
         f = bookworm.file(f"{RUNTIME_DIR}/{name}")
         assert (f.user, f.mode) == ("root", 0o644)
     assert json.loads(bookworm.file(f"{RUNTIME_DIR}/user_config_schema.json").content_string)["type"] == "object"

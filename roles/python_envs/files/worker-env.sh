@@ -19,7 +19,9 @@
 # so that the user's limits (count, age) never remove one in use. On failure
 # one line on stderr says what was asked and why, and the status is non-zero,
 # so that no worker runs under another Python. Safe to source under
-# `set -euo pipefail`; settings come from worker-env.conf beside this file.
+# `set -euo pipefail`; settings come from worker-env.conf beside this file,
+# and everything about per-user environments from worker-env-user.sh, which
+# only a worker that needs one reads.
 
 __worker_env_say() { printf 'worker-env: %s\n' "$*" >&2; }
 
@@ -33,201 +35,8 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
   fi
 }
 
-__worker_env_list() { # root: the ready environments under it, comma-separated
-  local stamp names=()
-  for stamp in "$1"/py*-gce*/.ready; do
-    [[ -f $stamp ]] && names+=("$(basename "$(dirname "$stamp")")")
-  done
-  local IFS=,
-  printf '%s' "${names[*]:-none}"
-}
-
-__worker_env_spec() { # env: the spec hash of a site build's ready stamp, into __worker_env_base
-  local line re='"spec": *"([0-9a-f]+)"'
-  __worker_env_base=unknown
-  while IFS= read -r line; do
-    if [[ $line =~ $re ]]; then
-      __worker_env_base=${BASH_REMATCH[1]}
-      return 0
-    fi
-  done <"$1/.ready"
-}
-
-__worker_env_requirements() { # REQ...: check the user's requirements, normalised and sorted into __worker_env_norm
-  # PEP 508 names, extras and version specifiers; the schema's grammar.
-  local name='[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?'
-  local spec='(===|==|!=|<=|>=|~=|<|>) *[A-Za-z0-9.*+!_-]+'
-  local req="^ *($name)( *\\[ *$name( *, *$name)* *\\])?( *$spec( *, *$spec)*)? *$"
-  local LC_ALL=C arg url norm i n
-  __worker_env_norm=()
-  if (($# > WORKER_ENV_REQUIREMENTS_MAX)); then
-    __worker_env_why="$# requirements: at most $WORKER_ENV_REQUIREMENTS_MAX"
-    return 1
-  fi
-  for arg; do
-    if [[ $arg == --index-url=* || $arg == --extra-index-url=* ]]; then
-      norm=
-      for url in "${WORKER_ENV_INDEXES[@]}"; do
-        [[ ${arg#*=} == "$url" ]] && norm=$arg
-      done
-      if [[ -z $norm ]]; then
-        __worker_env_why="index '${arg:0:120}': not one the site allows"
-        return 1
-      fi
-    elif ((${#arg} <= 1000)) && [[ $arg =~ $req ]]; then
-      # PEP 503 name, then the rest without spaces: one spelling per requirement.
-      norm=${BASH_REMATCH[1],,}
-      norm=${norm//[._]/-}
-      while [[ $norm == *--* ]]; do norm=${norm//--/-}; done
-      arg=${arg#*"${BASH_REMATCH[1]}"}
-      arg=${arg// /}
-      norm+=${arg,,}
-    else
-      __worker_env_why="requirement '${arg:0:120}': expected a PEP 508 name with extras and version specifiers"
-      return 1
-    fi
-    n=${#__worker_env_norm[@]}
-    for ((i = 0; i < n; i++)); do
-      [[ ${__worker_env_norm[i]} < "$norm" ]] || break
-    done
-    [[ ${__worker_env_norm[i]:-} == "$norm" ]] ||
-      __worker_env_norm=("${__worker_env_norm[@]:0:i}" "$norm" "${__worker_env_norm[@]:i}")
-  done
-}
-
-__worker_env_prune() { # root keep: remove the user's environments beyond the site's limits, never one in use
-  local root=$1 keep=$2 count=0 dir line when name lock fd
-  local now=${EPOCHSECONDS:-0} max_age=$((WORKER_ENV_USER_ENVS_MAX_AGE * 86400))
-  for dir in "$root"/py*-gce*/; do
-    [[ -d $dir && ${dir%/} != "$root/$keep" ]] && count=$((count + 1))
-  done
-  # Least recently used first: a lock's time is its environment's last start.
-  while IFS=' ' read -r when name; do
-    name=${name#.}
-    name=${name%.lock}
-    [[ $name == "$keep" ]] && continue
-    if ((count < WORKER_ENV_USER_ENVS_MAX)) && ((max_age == 0 || now - ${when%.*} < max_age)); then
-      continue
-    fi
-    lock="$root/.$name.lock"
-    if [[ ! -e $lock ]] || ! exec {fd}<>"$lock"; then
-      continue
-    fi
-    # Any worker in it holds a shared lock: then it stays.
-    if flock -x -n "$fd" && [[ /dev/fd/$fd -ef $lock ]]; then
-      if [[ -d $root/$name ]]; then
-        mv -T "$root/$name" "$root/.trash.$name.$$" && count=$((count - 1))
-      fi
-      rm -f "$lock"
-      rm -rf "$root/.trash.$name.$$"
-    fi
-    exec {fd}>&-
-  done < <(find "$root" -maxdepth 1 -name '.py*-gce*.lock' -printf '%T@ %f\n' | sort -n)
-  if ((count >= WORKER_ENV_USER_ENVS_MAX)); then
-    __worker_env_why="$count environments in use in $root: at most $WORKER_ENV_USER_ENVS_MAX per user"
-    return 1
-  fi
-}
-
-__worker_env_make() { # env py gce base REQ...: build env, the base's packages (or gce) plus REQ, under the build lock
-  local env=$1 py=$2 gce=$3 base=$4 out
-  shift 4
-  local python=$py
-  local -a install=("globus-compute-endpoint==$gce" "${WORKER_ENV_EXTRA_PACKAGES[@]}")
-  if [[ -n $base ]]; then
-    python=$base/bin/python install=(-r "$env/.base-requirements.txt")
-  fi
-  # A directory without a ready stamp is a build that was killed: nobody else
-  # builds while we hold the lock, so it can go. The environment is built
-  # where it will live (a venv cannot move) and becomes usable only when its
-  # ready stamp is written, last.
-  rm -rf "$env"
-  if ! out=$(
-    "$WORKER_ENV_UV" venv --quiet --python "$python" "$env" 2>&1 &&
-      if [[ -n $base ]]; then
-        "$WORKER_ENV_UV" pip freeze --quiet --python "$base/bin/python" 2>&1 >"$env/.base-requirements.txt"
-      fi &&
-      "$WORKER_ENV_UV" pip install --quiet --python "$env/bin/python" "${install[@]}" "$@" 2>&1
-  ); then
-    rm -rf "$env"
-    # uv's whole reason, for the one line the endpoint log shows.
-    out=$(printf '%s' "$out" | tr -s ' \n' ' ')
-    __worker_env_why="build failed: ${out:0:600}"
-    return 1
-  fi
-  printf 'python=%s\nendpoint=%s\nbase=%s\nrequirements=%s\nbuilt=%(%Y-%m-%dT%H:%M:%S%z)T\nhost=%s\n' \
-    "$py" "$gce" "${base:-none}" "${__worker_env_norm[*]-}" -1 "${HOSTNAME:-}" >"$env/.ready.tmp"
-  mv -f "$env/.ready.tmp" "$env/.ready"
-}
-
-__worker_env_use() { # env py gce base REQ...: enter a per-user environment, building it first if need be
-  local env=$1 root=${1%/*} name=${1##*/} lock build fd bfd
-  lock="$root/.$name.lock" build="$root/.$name.build"
-  mkdir -p "$root" || {
-    __worker_env_why="cannot create $root"
-    return 1
-  }
-  # The shared lock on $lock is held for the worker's life (the open file is
-  # inherited by the worker): flock is honoured across the nodes of an NFSv4
-  # or Lustre home, and released by the kernel when the worker ends.
-  while :; do
-    exec {fd}<>"$lock" || {
-      __worker_env_why="cannot open $lock"
-      return 1
-    }
-    if flock -s -w "$WORKER_ENV_LOCK_WAIT" "$fd" && [[ /dev/fd/$fd -ef $lock ]]; then
-      break
-    fi
-    exec {fd}>&- # removed by a prune while we opened it: open the new one
-  done
-  if [[ ! -f $env/.ready ]]; then
-    # One builder; the others wait on $build. The builder removes it when
-    # done, writing its reason into it first if the build failed, so that
-    # workers that waited report that reason instead of failing again.
-    while :; do
-      exec {bfd}<>"$build" || {
-        __worker_env_why="cannot open $build"
-        break
-      }
-      if ! flock -x -n "$bfd"; then
-        __worker_env_how=waited
-        if ! flock -x -w "$WORKER_ENV_LOCK_WAIT" "$bfd"; then
-          __worker_env_why="gave up after waiting ${WORKER_ENV_LOCK_WAIT} s for another build"
-          break
-        fi
-      fi
-      if [[ -f $env/.ready ]]; then
-        __worker_env_how=waited
-        break
-      fi
-      if [[ ! /dev/fd/$bfd -ef $build ]]; then
-        __worker_env_why=
-        IFS= read -r -u "$bfd" __worker_env_why || true
-        [[ -n $__worker_env_why ]] && break
-        exec {bfd}>&-
-        continue
-      fi
-      if __worker_env_prune "$root" "$name" && __worker_env_make "$@"; then
-        __worker_env_how=built
-      else
-        printf '%s\n' "$__worker_env_why" >"$build"
-        rm -f "$lock" # nothing of a failed build is left
-      fi
-      rm -f "$build"
-      break
-    done
-    [[ -n ${bfd:-} ]] && exec {bfd}>&-
-    if [[ ! -f $env/.ready ]]; then
-      exec {fd}>&-
-      return 1
-    fi
-  fi
-  # The lock's time is when the environment was last started (see prune).
-  : >"$lock"
-}
-
 __worker_env() {
-  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env base key
+  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env
   start=${start/[.,]/}
   local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
   local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
@@ -248,50 +57,12 @@ __worker_env() {
   shift 2
   name="py$py-gce$gce"
   env="$WORKER_ENV_SITE_ROOT/$name"
-  base=$env
   __worker_env_how=site
 
-  if (($#)); then
-    if [[ $WORKER_ENV_USER_REQUIREMENTS != true ]]; then
-      __worker_env_say "refusing requirements: user packages are off on this endpoint"
-      return 2
-    fi
-    if ! __worker_env_requirements "$@"; then
-      __worker_env_say "refusing $__worker_env_why"
-      return 2
-    fi
-    if [[ -f $base/.ready ]]; then
-      __worker_env_spec "$base"
-    elif [[ $WORKER_ENV_USER_BUILDS == true ]]; then
-      base='' __worker_env_base=none
-    else
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce to add packages to;" \
-        "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
-      return 1
-    fi
-    # The key follows the site build too: when the admin rebuilds it, users
-    # get a fresh environment on top of it, and the old one ages out.
-    printf -v key '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}"
-    key=$(sha256sum <<<"$key") || return 1
-    env="$HOME/$WORKER_ENV_USER_ROOT/$name-req-${key:0:16}"
-    __worker_env_how=user
-    if ! __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce and $*: $__worker_env_why"
-      return 1
-    fi
-  elif [[ ! -f $env/.ready ]]; then
-    if [[ $WORKER_ENV_USER_BUILDS != true ]]; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce;" \
-        "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
-      return 1
-    fi
-    env="$HOME/$WORKER_ENV_USER_ROOT/$name"
-    __worker_env_how=user
-    if ! __worker_env_use "$env" "$py" "$gce" ""; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce:" \
-        "$__worker_env_why; site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
-      return 1
-    fi
+  if (($#)) || [[ ! -f $env/.ready ]]; then
+    # shellcheck source=roles/python_envs/files/worker-env-user.sh
+    source "${BASH_SOURCE[0]%/*}/worker-env-user.sh" || return 1
+    __worker_env_user "$@" || return
   fi
   # shellcheck source=/dev/null
   source "$env/bin/activate" || return 1
@@ -302,6 +73,6 @@ __worker_env() {
 __worker_env "$@"
 set -- "$?"
 unset -f __worker_env __worker_env_list __worker_env_make __worker_env_ms __worker_env_prune \
-  __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_use
+  __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_use __worker_env_user
 unset __worker_env_base __worker_env_how __worker_env_norm __worker_env_took __worker_env_why
 return "$1"
