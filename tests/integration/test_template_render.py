@@ -101,6 +101,12 @@ def assert_never_executed(runtime_dir: Path, worker_init: str) -> None:
     assert not Path(CANARY).exists(), "a forged value was executed"
 
 
+def source_runtime(runtime_dir: Path, *args: str, on_failure: str = "") -> subprocess.CompletedProcess[str]:
+    """`source worker-env.sh ARGS` in bash under `set -euo pipefail`, as a worker_init runs it."""
+    script = 'set -euo pipefail; source "$0/worker-env.sh" "$@"' + (f" || {on_failure}" if on_failure else "")
+    return subprocess.run(["bash", "-c", script, str(runtime_dir), *args], capture_output=True, text=True)
+
+
 def sdk(python: tuple[int, int], version: str) -> dict:
     return {
         "globus_compute_sdk_version": version,
@@ -201,22 +207,14 @@ def test_user_options_are_refused_by_the_schema(runtime_default: Path, tmp_path:
 def test_the_runtime_refuses_what_the_template_would_never_emit(runtime_default: Path) -> None:
     for args in ([f"3.12; {SHELL}", "4.19.0"], ["3.12", f"4.19.0$({SHELL})"], ["3.12", "4.19"], ["", ""]):
         Path(CANARY).unlink(missing_ok=True)
-        result = subprocess.run(
-            ["bash", "-c", 'source "$0/worker-env.sh" "$1" "$2"', str(runtime_default), *args],
-            capture_output=True,
-            text=True,
-        )
+        result = source_runtime(runtime_default, *args, on_failure="exit $?")
         assert result.returncode == 2
         assert result.stderr.startswith("worker-env: refusing ")
         assert not Path(CANARY).exists()
 
 
 def test_a_missing_site_environment_fails_in_one_line_naming_what_exists(runtime_default: Path) -> None:
-    result = subprocess.run(
-        ["bash", "-c", 'set -euo pipefail; source "$0/worker-env.sh" 3.12 4.19.0 || exit 7', str(runtime_default)],
-        capture_output=True,
-        text=True,
-    )
+    result = source_runtime(runtime_default, "3.12", "4.19.0", on_failure="exit 7")
     assert result.returncode == 7
     assert result.stderr.splitlines() == [
         "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0;"
@@ -469,11 +467,7 @@ def test_an_allowed_index_is_passed_as_one_option(runtime_indexes: Path, tmp_pat
 
 
 def test_an_index_the_site_does_not_allow_is_refused_by_the_runtime(runtime_indexes: Path) -> None:
-    result = subprocess.run(
-        ["bash", "-c", 'source "$0/worker-env.sh" 3.12 4.19.0 six "$1"', str(runtime_indexes), "--index-url=http://e/"],
-        capture_output=True,
-        text=True,
-    )
+    result = source_runtime(runtime_indexes, "3.12", "4.19.0", "six", "--index-url=http://e/", on_failure="exit $?")
     assert result.returncode == 2
     assert result.stderr == "worker-env: refusing index '--index-url=http://e/': not one the site allows\n"
 
@@ -487,22 +481,14 @@ def test_user_packages_can_be_turned_off(runtime_no_packages: Path, tmp_path: Pa
     )
     assert without_schema.returncode != 0
     assert "user_packages_are_not_allowed_on_this_endpoint" in without_schema.stderr
-    runtime = subprocess.run(
-        ["bash", "-c", 'source "$0/worker-env.sh" 3.12 4.19.0 six', str(runtime_no_packages)],
-        capture_output=True,
-        text=True,
-    )
+    runtime = source_runtime(runtime_no_packages, "3.12", "4.19.0", "six", on_failure="exit $?")
     assert runtime.returncode == 2
     assert runtime.stderr == "worker-env: refusing requirements: user packages are off on this endpoint\n"
 
 
 def test_requirements_need_an_environment_to_go_on(runtime_default: Path) -> None:
     """No site environment and no per-user builds: one line, nothing built."""
-    result = subprocess.run(
-        ["bash", "-c", 'source "$0/worker-env.sh" 3.12 4.19.0 six || exit 7', str(runtime_default)],
-        capture_output=True,
-        text=True,
-    )
+    result = source_runtime(runtime_default, "3.12", "4.19.0", "six", on_failure="exit 7")
     assert result.returncode == 7
     assert result.stderr.splitlines() == [
         "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0 to add packages to;"
