@@ -67,17 +67,24 @@ __worker_env_requirements() { # REQ...: check the user's requirements, normalise
 }
 
 __worker_env_prune() { # root keep: remove the user's environments beyond the site's limits, never one in use
-  local root=$1 keep=$2 count=0 dir line when name lock fd
+  local root=$1 keep=$2 count=0 entry when name lock fd
   local now=${EPOCHSECONDS:-0} max_age=$((WORKER_ENV_USER_ENVS_MAX_AGE * 86400))
-  for dir in "$root"/py*-gce*/; do
-    [[ -d $dir && ${dir%/} != "$root/$keep" ]] && count=$((count + 1))
+  local -a entries=()
+  # The user's environments are those with a lock beside them (site ones, in
+  # a root that a per-user deployment shares, have none), least recently used
+  # first: a lock's time is its environment's last start.
+  mapfile -t entries < <(find "$root" -maxdepth 1 -name '.py*-gce*.lock' -printf '%T@ %f\n' | sort -n)
+  for entry in "${entries[@]}"; do
+    name=${entry#* .}
+    name=${name%.lock}
+    [[ $name != "$keep" && -d $root/$name ]] && count=$((count + 1))
   done
-  # Least recently used first: a lock's time is its environment's last start.
-  while IFS=' ' read -r when name; do
-    name=${name#.}
+  for entry in "${entries[@]}"; do
+    when=${entry%% *} name=${entry#* .}
+    when=${when%.*}
     name=${name%.lock}
     [[ $name == "$keep" ]] && continue
-    if ((count < WORKER_ENV_USER_ENVS_MAX)) && ((max_age == 0 || now - ${when%.*} < max_age)); then
+    if ((count < WORKER_ENV_USER_ENVS_MAX)) && ((max_age == 0 || now - when < max_age)); then
       continue
     fi
     lock="$root/.$name.lock"
@@ -93,7 +100,7 @@ __worker_env_prune() { # root keep: remove the user's environments beyond the si
       rm -rf "$root/.trash.$name.$$"
     fi
     exec {fd}>&-
-  done < <(find "$root" -maxdepth 1 -name '.py*-gce*.lock' -printf '%T@ %f\n' | sort -n)
+  done
   if ((count >= WORKER_ENV_USER_ENVS_MAX)); then
     __worker_env_why="$count environments in use in $root: at most $WORKER_ENV_USER_ENVS_MAX per user"
     return 1
