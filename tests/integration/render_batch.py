@@ -1,10 +1,17 @@
 """Renders many user configurations with the endpoint's own `render-user-config` command, in one process.
 
-Run with the endpoint's Python. Reads a JSON list of cases on stdin, each
-{"template": path, "schema": path, "options": {...}, "runtime": {...}}, and
-prints a JSON list of {"rc", "stdout", "stderr"}: the command's exit status
-and output, exactly as a separate `globus-compute-endpoint render-user-config`
-would give them, without paying the endpoint's start-up for every case.
+Run with the endpoint's Python, so that the endpoint's start-up is paid once
+rather than for every case.
+
+    render_batch.py render   stdin: a JSON list of {"template": path, "schema":
+                             path, "options": {...}, "runtime": {...}}; stdout: a
+                             JSON list of {"rc", "stdout", "stderr"}, the command's
+                             exit status and output, as a separate
+                             `globus-compute-endpoint render-user-config` gives them
+    render_batch.py load     stdin: a JSON list of rendered configurations; stdout:
+                             a JSON list of what the endpoint's own loader made of
+                             each ("UserEndpointConfig GlobusComputeEngine"), or
+                             its error
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+MODE = sys.argv[1]
 # The command's help text is built from the program's name at import.
 sys.argv = [sys.executable.rsplit("/", 1)[0] + "/globus-compute-endpoint"]
 
@@ -21,7 +29,21 @@ from click.testing import CliRunner  # noqa: E402
 from globus_compute_endpoint.cli import app  # noqa: E402
 
 
-def main() -> None:
+def load() -> None:
+    from globus_compute_endpoint.endpoint.config.utils import load_config_yaml
+
+    results = []
+    for rendered in json.load(sys.stdin):
+        try:
+            config = load_config_yaml(rendered)
+            config.engine.shutdown()
+            results.append(f"{type(config).__name__} {type(config.engine).__name__}")
+        except Exception as e:  # the loader's error is the result
+            results.append(f"error: {type(e).__name__}: {e}")
+    json.dump(results, sys.stdout)
+
+
+def render() -> None:
     cases = json.load(sys.stdin)
     runner = CliRunner()
     results = []
@@ -38,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    {"render": render, "load": load}[MODE]()

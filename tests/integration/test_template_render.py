@@ -80,18 +80,37 @@ def render(
     )
 
 
-def assert_endpoint_loads(rendered: str) -> None:
-    """The endpoint's own loader accepts the configuration (and builds its engine)."""
-    code = (
-        "import sys\n"
-        "from globus_compute_endpoint.endpoint.config.utils import load_config_yaml\n"
-        "config = load_config_yaml(sys.stdin.read())\n"
-        "config.engine.shutdown()\n"
-        "print(type(config).__name__, type(config.engine).__name__)\n"
+def batch(mode: str, items: list) -> list:
+    """render_batch.py in the endpoint's Python: many renders or loads in one process."""
+    run = subprocess.run(
+        [str(GCE / "python"), str(Path(__file__).with_name("render_batch.py")), mode],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    result = subprocess.run([str(GCE / "python"), "-c", code], input=rendered, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["UserEndpointConfig", "GlobusComputeEngine"]
+    return json.loads(run.stdout)
+
+
+def render_many(
+    runtime_dir: Path, cases: dict[str, tuple[object, dict]], schema: Path | None = None
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Each case's (user_runtime, options) rendered by the endpoint's own command."""
+    template = runtime_dir / "user_config_template.yaml.j2"
+    schema = schema or runtime_dir / "user_config_schema.json"
+    items = [
+        {"template": str(template), "schema": str(schema), "runtime": runtime, "options": options}
+        for runtime, options in cases.values()
+    ]
+    return {
+        name: subprocess.CompletedProcess([], r["rc"], r["stdout"], r["stderr"])
+        for name, r in zip(cases, batch("render", items), strict=True)
+    }
+
+
+def load_many(rendered: dict[str, str]) -> dict[str, str]:
+    """What the endpoint's own loader makes of each rendered configuration."""
+    return dict(zip(rendered, batch("load", list(rendered.values())), strict=True))
 
 
 def assert_never_executed(runtime_dir: Path, worker_init: str) -> None:
@@ -156,29 +175,44 @@ def worker_init_of(rendered: str) -> str:
     return yaml.safe_load(rendered)["engine"]["provider"]["worker_init"]
 
 
-@pytest.mark.parametrize(("user_runtime", "wanted"), [v[1:] for v in VALID], ids=[v[0] for v in VALID])
+@pytest.fixture(scope="module")
+def runtime_renders(runtime_default: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    cases = {name: (runtime, {}) for name, runtime, *_ in [*VALID, *MISSING_OR_FORGED]}
+    cases |= {name: (VALID[0][1], options) for name, options, _ in USER_PACKAGES}
+    return render_many(runtime_default, cases)
+
+
+@pytest.fixture(scope="module")
+def runtime_loads(runtime_renders: dict) -> dict[str, str]:
+    return load_many({name: r.stdout for name, r in runtime_renders.items() if r.returncode == 0})
+
+
+LOADED = "UserEndpointConfig GlobusComputeEngine"
+
+
+@pytest.mark.parametrize(("name", "wanted"), [(v[0], v[2]) for v in VALID], ids=[v[0] for v in VALID])
 def test_valid_runtimes_select_their_environment(
-    runtime_default: Path, tmp_path: Path, user_runtime: dict, wanted: str
+    runtime_default: Path, runtime_renders: dict, runtime_loads: dict, name: str, wanted: str
 ) -> None:
-    result = render(runtime_default, user_runtime, tmp_path)
+    result = runtime_renders[name]
     assert result.returncode == 0, result.stderr
     assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh {wanted} || exit 1"
-    assert_endpoint_loads(result.stdout)
+    assert runtime_loads[name] == LOADED
 
 
-@pytest.mark.parametrize("user_runtime", [m[1] for m in MISSING_OR_FORGED], ids=[m[0] for m in MISSING_OR_FORGED])
+@pytest.mark.parametrize("name", [m[0] for m in MISSING_OR_FORGED])
 def test_missing_or_forged_runtimes_get_the_default_environment(
-    runtime_default: Path, tmp_path: Path, user_runtime: object
+    runtime_default: Path, runtime_renders: dict, runtime_loads: dict, name: str
 ) -> None:
-    result = render(runtime_default, user_runtime, tmp_path)
-    if isinstance(user_runtime, list):
+    result = runtime_renders[name]
+    if name == "runtime-is-a-list":
         # The endpoint refuses a non-object user_runtime itself: a clean error, nothing rendered.
         assert result.returncode != 0 and result.stdout == ""
         return
     assert result.returncode == 0, result.stderr
     worker_init = worker_init_of(result.stdout)
     assert worker_init == f"source {runtime_default}/worker-env.sh {DEFAULT} || exit 1"
-    assert_endpoint_loads(result.stdout)
+    assert runtime_loads[name] == LOADED
     assert_never_executed(runtime_default, worker_init)
 
 
@@ -326,14 +360,14 @@ USER_PACKAGES = [
 ]
 
 
-@pytest.mark.parametrize(("options", "args"), [p[1:] for p in USER_PACKAGES], ids=[p[0] for p in USER_PACKAGES])
+@pytest.mark.parametrize(("name", "args"), [(p[0], p[2]) for p in USER_PACKAGES], ids=[p[0] for p in USER_PACKAGES])
 def test_user_packages_become_single_quoted_arguments(
-    runtime_default: Path, tmp_path: Path, options: dict, args: str
+    runtime_default: Path, runtime_renders: dict, runtime_loads: dict, name: str, args: str
 ) -> None:
-    result = render(runtime_default, VALID[0][1], tmp_path, options)
+    result = runtime_renders[name]
     assert result.returncode == 0, result.stderr
     assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh 3.12 4.19.0 {args} || exit 1"
-    assert_endpoint_loads(result.stdout)
+    assert runtime_loads[name] == LOADED
 
 
 def test_user_packages_go_on_top_of_the_default_environment_for_old_sdks(runtime_default: Path, tmp_path: Path) -> None:
@@ -395,39 +429,17 @@ FORGED = {
 }
 
 
-def render_many(template: Path, schema: Path, cases: dict[str, dict]) -> dict[str, subprocess.CompletedProcess[str]]:
-    """Each case's options rendered by the endpoint's own command (render_batch.py: one process for all)."""
-    batch = [
-        {"template": str(template), "schema": str(schema), "options": options, "runtime": VALID[0][1]}
-        for options in cases.values()
-    ]
-    run = subprocess.run(
-        [str(GCE / "python"), str(Path(__file__).with_name("render_batch.py"))],
-        input=json.dumps(batch),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {
-        name: subprocess.CompletedProcess([], r["rc"], r["stdout"], r["stderr"])
-        for name, r in zip(cases, json.loads(run.stdout), strict=True)
-    }
-
-
 @pytest.fixture(scope="module")
 def forged_with_schema(runtime_default: Path) -> dict[str, subprocess.CompletedProcess[str]]:
-    return render_many(
-        runtime_default / "user_config_template.yaml.j2", runtime_default / "user_config_schema.json", FORGED
-    )
+    return render_many(runtime_default, {name: (VALID[0][1], options) for name, options in FORGED.items()})
 
 
 @pytest.fixture(scope="module")
 def forged_without_schema(
     runtime_default: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, subprocess.CompletedProcess[str]]:
-    return render_many(
-        runtime_default / "user_config_template.yaml.j2", permissive_schema(tmp_path_factory.mktemp("loose")), FORGED
-    )
+    cases = {name: (VALID[0][1], options) for name, options in FORGED.items()}
+    return render_many(runtime_default, cases, permissive_schema(tmp_path_factory.mktemp("loose")))
 
 
 @pytest.mark.parametrize("name", FORGED)
