@@ -175,6 +175,21 @@ def worker_init_of(rendered: str) -> str:
     return yaml.safe_load(rendered)["engine"]["provider"]["worker_init"]
 
 
+# A user's packages: the `requirements` option (a requirements.txt as one
+# string, as in the endpoint's own template) and `packages` (a list), with the
+# arguments worker-env.sh gets for them.
+USER_PACKAGES = [
+    (
+        "requirements-file",
+        {"requirements": "six==1.17.0\nidna >= 3, <4\n\n  requests[socks,use-chardet]~=2.0  \n"},
+        "'six==1.17.0' 'idna >= 3, <4' 'requests[socks,use-chardet]~=2.0'",
+    ),
+    ("packages-list", {"packages": ["six", "numpy>=2"]}, "'six' 'numpy>=2'"),
+    ("both", {"requirements": "six", "packages": ["idna"]}, "'six' 'idna'"),
+    ("arbitrary-equality", {"requirements": "legacy===1.0-foo"}, "'legacy===1.0-foo'"),
+]
+
+
 @pytest.fixture(scope="module")
 def runtime_renders(runtime_default: Path) -> dict[str, subprocess.CompletedProcess[str]]:
     cases = {name: (runtime, {}) for name, runtime, *_ in [*VALID, *MISSING_OR_FORGED]}
@@ -190,8 +205,12 @@ def runtime_loads(runtime_renders: dict) -> dict[str, str]:
 LOADED = "UserEndpointConfig GlobusComputeEngine"
 
 
-@pytest.mark.parametrize(("name", "wanted"), [(v[0], v[2]) for v in VALID], ids=[v[0] for v in VALID])
-def test_valid_runtimes_select_their_environment(
+# Valid runtimes select their environment; a user's packages follow as single-quoted arguments.
+SELECTED = [(v[0], v[2]) for v in VALID] + [(p[0], f"3.12 4.19.0 {p[2]}") for p in USER_PACKAGES]
+
+
+@pytest.mark.parametrize(("name", "wanted"), SELECTED, ids=[c[0] for c in SELECTED])
+def test_valid_requests_select_their_environment(
     runtime_default: Path, runtime_renders: dict, runtime_loads: dict, name: str, wanted: str
 ) -> None:
     result = runtime_renders[name]
@@ -316,8 +335,7 @@ def test_cluster_providers_render_and_load_with_the_worker_init(tmp_path: Path, 
     assert loaded.stdout.split() == [provider["type"], "01:00:00", str(provider["nodes_per_block"])]
 
 
-# User packages: the `requirements` option (a requirements.txt as one string,
-# as in the endpoint's own template) and `packages` (a list).
+# User packages: the policy, forged values, indexes.
 INDEX = "https://pypi.example.org/simple"
 
 
@@ -346,28 +364,6 @@ def render_with_schema(runtime_dir: Path, schema: Path, tmp_path: Path, options:
         (copy / name).write_text((runtime_dir / name).read_text())
     (copy / "user_config_schema.json").write_text(schema.read_text())
     return render(copy, VALID[0][1], tmp_path, options)
-
-
-USER_PACKAGES = [
-    (
-        "requirements-file",
-        {"requirements": "six==1.17.0\nidna >= 3, <4\n\n  requests[socks,use-chardet]~=2.0  \n"},
-        "'six==1.17.0' 'idna >= 3, <4' 'requests[socks,use-chardet]~=2.0'",
-    ),
-    ("packages-list", {"packages": ["six", "numpy>=2"]}, "'six' 'numpy>=2'"),
-    ("both", {"requirements": "six", "packages": ["idna"]}, "'six' 'idna'"),
-    ("arbitrary-equality", {"requirements": "legacy===1.0-foo"}, "'legacy===1.0-foo'"),
-]
-
-
-@pytest.mark.parametrize(("name", "args"), [(p[0], p[2]) for p in USER_PACKAGES], ids=[p[0] for p in USER_PACKAGES])
-def test_user_packages_become_single_quoted_arguments(
-    runtime_default: Path, runtime_renders: dict, runtime_loads: dict, name: str, args: str
-) -> None:
-    result = runtime_renders[name]
-    assert result.returncode == 0, result.stderr
-    assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh 3.12 4.19.0 {args} || exit 1"
-    assert runtime_loads[name] == LOADED
 
 
 def test_user_packages_go_on_top_of_the_default_environment_for_old_sdks(runtime_default: Path, tmp_path: Path) -> None:
