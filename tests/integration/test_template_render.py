@@ -356,16 +356,6 @@ def permissive_schema(tmp_path: Path) -> Path:
     return schema
 
 
-def render_with_schema(runtime_dir: Path, schema: Path, tmp_path: Path, options: dict) -> subprocess.CompletedProcess:
-    """render() against another schema, in a copy of the runtime directory."""
-    copy = tmp_path / "runtime-copy"
-    copy.mkdir()
-    for name in ("user_config_template.yaml.j2", "worker-env.sh", "worker-env-user.sh", "worker-env.conf"):
-        (copy / name).write_text((runtime_dir / name).read_text())
-    (copy / "user_config_schema.json").write_text(schema.read_text())
-    return render(copy, VALID[0][1], tmp_path, options)
-
-
 def test_user_packages_go_on_top_of_the_default_environment_for_old_sdks(runtime_default: Path, tmp_path: Path) -> None:
     result = render(runtime_default, {}, tmp_path, {"requirements": "six"})
     assert result.returncode == 0, result.stderr
@@ -484,9 +474,9 @@ def test_user_packages_can_be_turned_off(runtime_no_packages: Path, tmp_path: Pa
     refused = render(runtime_no_packages, VALID[0][1], tmp_path, {"requirements": "six"})
     assert refused.returncode != 0
     assert "'requirements' was unexpected" in refused.stderr
-    without_schema = render_with_schema(
-        runtime_no_packages, permissive_schema(tmp_path), tmp_path, {"packages": ["six"]}
-    )
+    without_schema = render_many(
+        runtime_no_packages, {"packages": (VALID[0][1], {"packages": ["six"]})}, permissive_schema(tmp_path)
+    )["packages"]
     assert without_schema.returncode != 0
     assert "user_packages_are_not_allowed_on_this_endpoint" in without_schema.stderr
     runtime = source_runtime(runtime_no_packages, "3.12", "4.19.0", "six", on_failure="exit $?")
