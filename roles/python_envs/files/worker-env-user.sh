@@ -214,7 +214,7 @@ __worker_env_use() { # env py gce base REQ...: enter a per-user environment, bui
 }
 
 __worker_env_user() { # REQ...: point env at the user's environment, building it first if need be
-  local base=$env key
+  local base=$env key what="Python $py with globus-compute-endpoint $gce"
   if (($#)); then
     if [[ $WORKER_ENV_USER_REQUIREMENTS != true ]]; then
       __worker_env_say "refusing requirements: user packages are off on this endpoint"
@@ -224,37 +224,29 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
       __worker_env_say "refusing $__worker_env_why"
       return 2
     fi
-    if [[ -f $base/.ready ]]; then
-      __worker_env_spec "$base"
-    elif [[ $WORKER_ENV_USER_BUILDS == true ]]; then
-      base='' __worker_env_base=none
-    else
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce to add packages to;" \
+  fi
+  if [[ ! -f $base/.ready ]]; then
+    if [[ $WORKER_ENV_USER_BUILDS != true ]]; then
+      __worker_env_say "no environment for $what${*:+ to add packages to};" \
         "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
       return 1
     fi
+    base=''
+  fi
+  env="$HOME/$WORKER_ENV_USER_ROOT/$name"
+  if (($#)); then
+    __worker_env_base=none
+    [[ -n $base ]] && __worker_env_spec "$base"
     # The key follows the site build too: when the admin rebuilds it, users
     # get a fresh environment on top of it, and the old one ages out.
     printf -v key '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}"
     key=$(sha256sum <<<"$key") || return 1
-    env="$HOME/$WORKER_ENV_USER_ROOT/$name-req-${key:0:16}"
-    __worker_env_how=user
-    if ! __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce and $*: $__worker_env_why"
-      return 1
-    fi
-  else
-    if [[ $WORKER_ENV_USER_BUILDS != true ]]; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce;" \
-        "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
-      return 1
-    fi
-    env="$HOME/$WORKER_ENV_USER_ROOT/$name"
-    __worker_env_how=user
-    if ! __worker_env_use "$env" "$py" "$gce" ""; then
-      __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce:" \
-        "$__worker_env_why; site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
-      return 1
-    fi
+    env+="-req-${key:0:16}"
+  fi
+  __worker_env_how=user
+  if ! __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
+    __worker_env_say "no environment for $what${*:+ and $*}: $__worker_env_why;" \
+      "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
+    return 1
   fi
 }
