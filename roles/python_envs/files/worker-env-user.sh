@@ -244,9 +244,13 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     env+="-req-${key:0:16}"
   fi
   __worker_env_how=user
-  if ! __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
-    __worker_env_say "no environment for $what${*:+ and $*}: $__worker_env_why;" \
+  if __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
+    return 0
+  elif (($#)); then
+    __worker_env_say "no environment for $what and $*: $__worker_env_why"
+  else
+    __worker_env_say "no environment for $what: $__worker_env_why;" \
       "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
-    return 1
   fi
+  return 1
 }
