@@ -1,0 +1,151 @@
+"""root never acts in a user's home with root's rights: a user's links steer nothing.
+
+The roles run for real as root on this machine for unprivileged accounts. One
+account has made the directories the roles write into links to directories
+of root's. Its install is refused, named in one line, and the targets stay
+root's and empty; the other accounts still get theirs.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import pytest
+from accounts import BECOME, accounts, as_user, is_root, tree_digest, uv_release
+from role_runner import run_role
+from test_endpoint_existing_install import GCE
+from test_template_render import deploy_runtime
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="needs root to make unprivileged accounts")
+
+
+def root_targets(base: Path, *names: str) -> dict[str, Path]:
+    """Directories of root's, each the target of one of the hostile account's links."""
+    targets = {}
+    for name in names:
+        target = base / f"root-{name}"
+        target.mkdir(mode=0o755)
+        targets[name] = target
+    return targets
+
+
+def link_in_home(login: str, home: Path, relative: str, target: Path) -> None:
+    result = as_user(login, f"mkdir -p {(home / relative).parent} && ln -s {target} {home / relative}")
+    assert result.returncode == 0, result.stderr
+
+
+def assert_untouched(target: Path, before: dict[str, str]) -> None:
+    assert target.stat().st_uid == 0
+    assert tree_digest(target) == before, f"{target} changed"
+    assert list(target.iterdir()) == []
+
+
+def test_uv_for_users_refuses_links_into_roots_directories_and_serves_the_others(tmp_path: Path) -> None:
+    tarball, version = uv_release(tmp_path)
+    with accounts("linker", "plain") as homes:
+        (linker, linker_home), (plain, plain_home) = homes.items()
+        targets = root_targets(linker_home.parent, "bin", "config", "share")
+        link_in_home(linker, linker_home, ".local/bin", targets["bin"])
+        link_in_home(linker, linker_home, ".config/uv", targets["config"])
+        link_in_home(linker, linker_home, ".local/share", targets["share"])
+        before = {name: tree_digest(t) for name, t in targets.items()}
+
+        result = run_role(
+            tmp_path,
+            "uv",
+            {
+                **BECOME,
+                "uv_scope": "user",
+                "uv_users": [linker, plain],
+                "uv_source": "controller",
+                "uv_controller_archive": str(tarball),
+                "uv_version": version,
+                "uv_controller_cache_dir": str(tmp_path / "cache"),
+                "uv_config": {"offline": True, "python-downloads": "never"},
+            },
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        refusals = [line for line in output.splitlines() if line.startswith("[ERROR]") and "uv_users:" in line]
+        assert len(refusals) == 1, output
+        assert f"uv_users: {linker} refused (" in refusals[0] and plain not in refusals[0], refusals
+        for name, target in targets.items():
+            assert_untouched(target, before[name])
+        for relative in (".local/bin", ".config/uv", ".local/share"):
+            assert (linker_home / relative).is_symlink()
+
+        # The other account got its own uv and policy, owned by it, runnable by it.
+        uid = pwd.getpwnam(plain).pw_uid
+        installed = (".local/bin/uv", ".local/bin/uvx", ".config/uv/uv.toml", ".local/share/hpc_globus_compute/uv.json")
+        for path in installed:
+            assert (plain_home / path).stat().st_uid == uid, path
+        ran = as_user(plain, f"{plain_home}/.local/bin/uv --version")
+        assert ran.stdout.startswith(f"uv {version} "), ran.stderr
+        assert not any(p.stat().st_uid == 0 for p in [plain_home, *plain_home.rglob("*")])
+
+
+def test_a_single_user_endpoint_for_another_account_is_written_with_its_rights(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    deploy_runtime(site)
+    with accounts("eplinker", "epowner") as homes:
+        (linker, linker_home), (owner, owner_home) = homes.items()
+        targets = root_targets(linker_home.parent, "globus_compute")
+        link_in_home(linker, linker_home, ".globus_compute", targets["globus_compute"])
+        before = tree_digest(targets["globus_compute"])
+
+        def endpoint_for(login: str, facts: str):
+            return run_role(
+                tmp_path,
+                "endpoint",
+                {
+                    **BECOME,
+                    "endpoint_owner": login,
+                    "endpoint_mode": "single_user",
+                    "endpoint_install_method": "none",
+                    "endpoint_executable": str(GCE),
+                    "endpoint_user_config_template_src": str(site / "runtime" / "user_config_template.yaml.j2"),
+                    "endpoint_user_config_schema_src": str(site / "runtime" / "user_config_schema.json"),
+                    "endpoint_facts_dir": str(tmp_path / facts),
+                    "endpoint_service": False,
+                },
+            )
+
+        refused = endpoint_for(linker, "facts-linker")
+        assert refused.returncode != 0, refused.stdout
+        assert_untouched(targets["globus_compute"], before)
+        assert (linker_home / ".globus_compute").is_symlink()
+
+        written = endpoint_for(owner, "facts-owner")
+        assert written.returncode == 0, written.stdout + written.stderr
+        uid = pwd.getpwnam(owner).pw_uid
+        directory = owner_home / ".globus_compute" / "hpc"
+        assert directory.stat().st_uid == uid and directory.stat().st_mode & 0o777 == 0o700
+        assert all(p.stat().st_uid == uid for p in directory.iterdir())
+        assert (directory / "config.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_environments_owned_by_another_account_are_written_with_its_rights(tmp_path: Path) -> None:
+    with accounts("envlinker") as homes:
+        ((linker, linker_home),) = homes.items()
+        targets = root_targets(linker_home.parent, "globus_compute")
+        link_in_home(linker, linker_home, ".globus_compute", targets["globus_compute"])
+        before = tree_digest(targets["globus_compute"])
+        result = run_role(
+            tmp_path,
+            "python_envs",
+            {
+                **BECOME,
+                "python_envs_owner": linker,
+                "python_envs_group": linker,
+                "python_envs_runtime_dir": f"{linker_home}/.globus_compute/runtime",
+                "python_envs_root": f"{linker_home}/.globus_compute/envs",
+                "python_envs_uv": str(Path(os.environ.get("VIRTUAL_ENV", "/nonexistent")) / "bin" / "uv"),
+                "python_envs_matrix": [{"python": "3.11", "endpoint": "4.19.0"}],
+                "python_envs_facts_dir": str(tmp_path / "facts"),
+            },
+        )
+        assert result.returncode != 0, result.stdout
+        assert_untouched(targets["globus_compute"], before)
