@@ -159,3 +159,32 @@ def storm(
     result = run_as(host, user, script)
     assert result.rc == 0, result.stderr
     return result.stdout.split(), result.stderr.split()
+
+
+def deployed_paths(host) -> list[str]:
+    """Every path the roles wrote on a root-run node, taken from their local facts and uv's manifest."""
+    paths = {"/etc/ansible/facts.d"}
+    for name in host.check_output("ls /etc/ansible/facts.d/hpc_globus_compute_*.fact").split():
+        fact = read_json(host, name)
+        paths.update(fact[key] for key in ("root", "runtime_dir", "dir") if fact.get(key))
+        if fact.get("executable"):
+            # The endpoint's own environment: <install root>/<env>/bin/<script>.
+            paths.add(fact["executable"].rsplit("/", 3)[0])
+    uv_manifest = "/var/lib/hpc_globus_compute/uv.json"
+    if host.file(uv_manifest).exists:
+        paths.add(uv_manifest.rsplit("/", 1)[0])
+        paths.update(read_json(host, uv_manifest)["files"])
+    if host.file("/etc/globus-compute").exists:
+        paths.add("/etc/globus-compute")
+    return sorted(paths)
+
+
+def assert_nothing_writable_by_others(host) -> None:
+    """Nothing the roles deployed (hidden files and uv's own lock files included) can be written by
+    anybody but its owner, and each path scanned exists."""
+    paths = deployed_paths(host)
+    assert len(paths) >= 4, paths
+    quoted = " ".join(shlex.quote(p) for p in paths)
+    found = host.run(f"find {quoted} ! -type l -perm /022 -printf '%M %u:%g %p\\n'")
+    assert found.rc == 0, found.stderr
+    assert found.stdout == "", f"writable by others:\n{found.stdout}"

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from conftest import GCE_VERSION, RUNTIME_DIR, node, read_json, render_endpoint, run_as, sdk_runtime, start_worker
+from conftest import (
+    GCE_VERSION,
+    RUNTIME_DIR,
+    assert_nothing_writable_by_others,
+    node,
+    read_json,
+    render_endpoint,
+    run_as,
+    sdk_runtime,
+    start_worker,
+)
 
 MULTI_DIR = "/root/.globus_compute/hpc"
 SINGLE_DIR = "/home/alice/.globus_compute/hpc"
@@ -172,3 +182,16 @@ def test_the_node_records_its_environments_and_endpoint_as_local_facts(multi, si
         endpoint = read_json(host, "/etc/ansible/facts.d/hpc_globus_compute_endpoint_hpc.fact")
         assert (endpoint["name"], endpoint["multi_user"], endpoint["version"]) == ("hpc", multi_user, GCE_VERSION)
         assert GCE_VERSION in host.check_output(f"{endpoint['executable']} version")
+
+
+def test_nothing_deployed_on_the_multi_user_host_is_writable_by_users(multi) -> None:
+    assert_nothing_writable_by_others(multi)
+
+
+def test_secrets_are_root_s_alone(multi) -> None:
+    for path in (CREDENTIALS, f"{MULTI_DIR}/config.yaml", f"{MULTI_DIR}/identity_mapping.json"):
+        f = multi.file(path)
+        assert (f.user, f.mode) == ("root", 0o600), path
+    for path in ("/etc/globus-compute", MULTI_DIR):
+        assert (multi.file(path).user, multi.file(path).mode) == ("root", 0o700), path
+    assert run_as(multi, "alice", f"cat {CREDENTIALS} {MULTI_DIR}/config.yaml").rc != 0

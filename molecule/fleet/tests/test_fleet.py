@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import GCE_VERSION, node, read_json, render_endpoint, run_as, sdk_runtime, start_worker
+from conftest import (
+    GCE_VERSION,
+    assert_nothing_writable_by_others,
+    node,
+    read_json,
+    render_endpoint,
+    run_as,
+    sdk_runtime,
+    start_worker,
+)
 
 CLUSTERS = {"a": ("fa-login", "fa-node1", "fa-node2"), "b": ("fb-login", "fb-node1")}
 PYTHON = {"a": "3.11", "b": "3.13"}
@@ -97,3 +106,8 @@ def test_the_next_rollout_converges_and_the_one_after_changes_nothing(runs) -> N
     assert again["rc"] == 0, again["errors"]
     assert len(again["recap"]) == len(NODES)
     assert all(" changed=0 " in line and " failed=0 " in line for line in again["recap"]), again["recap"]
+
+
+@pytest.mark.parametrize(("cluster", "name"), NODES)
+def test_nothing_deployed_is_writable_by_users(cluster: str, name: str) -> None:
+    assert_nothing_writable_by_others(node(name))
