@@ -49,14 +49,14 @@ def fake_flock(directory: Path, behaviour: str) -> Path:
 def build(
     wheelhouse: Path, root: Path, spec: str, *packages: str, path_first: Path | None = None, uv: Path = UV
 ) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "UV_OFFLINE": "1",
-        "UV_NO_INDEX": "1",
-        "UV_FIND_LINKS": str(wheelhouse),
-        "UV_PYTHON_DOWNLOADS": "never",
-        "UV_CACHE_DIR": str(root.parent / "uv-cache"),
-    }
+    # The site policy, as the building account's own uv.toml (as for root's).
+    config = root.parent / "config"
+    (config / "uv").mkdir(parents=True, exist_ok=True)
+    (config / "uv" / "uv.toml").write_text(
+        f'offline = true\nno-index = true\nfind-links = ["{wheelhouse}"]\npython-downloads = "never"\n'
+        f'cache-dir = "{root.parent / "uv-cache"}"\n'
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
     if path_first:
         env["PATH"] = f"{path_first}:{env['PATH']}"
     argv = ["bash", str(BUILD_ENV), str(uv), str(root), NAME, spec, PYTHON, "4.19.0", *packages]
