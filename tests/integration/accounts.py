@@ -21,12 +21,6 @@ from pathlib import Path
 
 from role_runner import ROOT
 
-# The interpreter the roles run with when they act as another user: root's
-# own Python may sit in a home only root can read (pyenv), as on this machine.
-SYSTEM_PYTHON = "/usr/bin/python3"
-# sudo is not on every node; su needs no password from root.
-BECOME = {"ansible_become_method": "su", "ansible_python_interpreter": SYSTEM_PYTHON}
-
 
 def is_root() -> bool:
     return os.geteuid() == 0

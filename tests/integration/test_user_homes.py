@@ -3,7 +3,8 @@
 The roles run for real as root on this machine for unprivileged accounts. One
 account has made the directories the roles write into links to directories
 of root's. Its install is refused, named in one line, and the targets stay
-root's and empty; the other accounts still get theirs.
+root's and empty; the other accounts still get theirs. Nothing of the
+accounts' is run by root (a program planted in their home is never started).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pwd
 from pathlib import Path
 
 import pytest
-from accounts import BECOME, accounts, as_user, is_root, tree_digest, uv_release
+from accounts import accounts, as_user, is_root, tree_digest, uv_release
 from role_runner import run_role
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
@@ -56,7 +57,6 @@ def test_uv_for_users_refuses_links_into_roots_directories_and_serves_the_others
             tmp_path,
             "uv",
             {
-                **BECOME,
                 "uv_scope": "user",
                 "uv_users": [linker, plain],
                 "uv_source": "controller",
@@ -70,7 +70,8 @@ def test_uv_for_users_refuses_links_into_roots_directories_and_serves_the_others
         assert result.returncode != 0, output
         refusals = [line for line in output.splitlines() if line.startswith("[ERROR]") and "uv_users:" in line]
         assert len(refusals) == 1, output
-        assert f"uv_users: {linker} refused (" in refusals[0] and plain not in refusals[0], refusals
+        assert f"home_file: {linker}: " in refusals[0] and "is a link" in refusals[0], refusals
+        assert plain not in refusals[0], refusals
         for name, target in targets.items():
             assert_untouched(target, before[name])
         for relative in (".local/bin", ".config/uv", ".local/share"):
@@ -101,7 +102,6 @@ def test_a_single_user_endpoint_for_another_account_is_written_with_its_rights(t
                 tmp_path,
                 "endpoint",
                 {
-                    **BECOME,
                     "endpoint_owner": login,
                     "endpoint_mode": "single_user",
                     "endpoint_install_method": "none",
@@ -137,7 +137,6 @@ def test_environments_owned_by_another_account_are_written_with_its_rights(tmp_p
             tmp_path,
             "python_envs",
             {
-                **BECOME,
                 "python_envs_owner": linker,
                 "python_envs_group": linker,
                 "python_envs_runtime_dir": f"{linker_home}/.globus_compute/runtime",
@@ -148,4 +147,91 @@ def test_environments_owned_by_another_account_are_written_with_its_rights(tmp_p
             },
         )
         assert result.returncode != 0, result.stdout
+        assert "python_envs_owner: " in result.stdout + result.stderr
         assert_untouched(targets["globus_compute"], before)
+
+
+def uv_role(tmp_path: Path, users: list[str], **variables: object):
+    tarball, version = uv_release(tmp_path)
+    return run_role(
+        tmp_path,
+        "uv",
+        {
+            "uv_scope": "user",
+            "uv_users": users,
+            "uv_source": "controller",
+            "uv_controller_archive": str(tarball),
+            "uv_version": version,
+            "uv_controller_cache_dir": str(tmp_path / "cache"),
+            **variables,
+        },
+    )
+
+
+def test_a_program_planted_where_uv_goes_is_replaced_never_run(tmp_path: Path) -> None:
+    with accounts("planter") as homes:
+        ((login, home),) = homes.items()
+        marker = home.parent / "planted-ran"
+        planted = f"#!/bin/sh\nid -u > {marker}\necho 'uv 0.0.0'\n"
+        uv = home / ".local/bin/uv"
+        script = f"mkdir -p {uv.parent} && printf %s {planted!r} > {uv} && chmod 755 {uv}"
+        assert as_user(login, script).returncode == 0
+        result = uv_role(tmp_path, [login])
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert not marker.exists(), "root ran the account's program"
+        assert "planted-ran" not in (home / ".local/bin/uv").read_bytes().decode(errors="replace")
+        assert uv_role(tmp_path, [login]).stdout.count("changed=0") == 1
+
+
+def test_a_hostile_record_removes_nothing_of_roots_and_a_fifo_stalls_nothing(tmp_path: Path) -> None:
+    with accounts("recorder") as homes:
+        ((login, home),) = homes.items()
+        assert uv_role(tmp_path, [login]).returncode == 0
+        victim = home.parent / "root-file"
+        victim.write_text("root's\n")
+        record = home / ".local/share/hpc_globus_compute/uv.json"
+        forged = f'{{"files": ["{home}/.local/bin/uv", "{victim}", "{home}/../root-file", "/etc/passwd"]}}'
+        assert as_user(login, f"printf %s '{forged}' > {record}").returncode == 0
+        removed = uv_role(tmp_path, [login], uv_state="absent")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert victim.read_text() == "root's\n"
+        assert not (home / ".local/bin/uv").exists()
+        # A FIFO where the record is read: the run neither blocks nor reads it.
+        assert as_user(login, f"mkdir -p {record.parent} && rm -f {record} && mkfifo {record}").returncode == 0
+        again = uv_role(tmp_path, [login], uv_state="absent")
+        assert again.returncode == 0, again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("layout", ["install root in the home", "executable of the account's"])
+def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    deploy_runtime(site)
+    with accounts("eprunner") as homes:
+        ((login, home),) = homes.items()
+        variables: dict[str, object] = {
+            "endpoint_owner": login,
+            "endpoint_mode": "single_user",
+            "endpoint_user_config_template_src": str(site / "runtime" / "user_config_template.yaml.j2"),
+            "endpoint_user_config_schema_src": str(site / "runtime" / "user_config_schema.json"),
+            "endpoint_facts_dir": str(tmp_path / "facts"),
+            "endpoint_service": False,
+        }
+        if layout == "install root in the home":
+            variables |= {"endpoint_install_root": f"{home}/.e", "endpoint_bin_dir": f"{home}/.local/bin"}
+            expected = "endpoint_install_root"
+        else:
+            fake = home / "gce"
+            marker = home.parent / "ran"
+            assert (
+                as_user(login, f"printf '#!/bin/sh\\nid -u > {marker}\\n' > {fake} && chmod 755 {fake}").returncode == 0
+            )
+            variables |= {"endpoint_install_method": "none", "endpoint_executable": str(fake)}
+            expected = f"owned by {login}"
+        result = run_role(tmp_path, "endpoint", variables)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        assert expected in output, output
+        assert not (home / ".globus_compute").exists()
+        if layout != "install root in the home":
+            assert not marker.exists()

@@ -1,0 +1,288 @@
+#!/usr/bin/python
+"""Writes, reads or removes one file or directory in an account's home, as root, following no link below the home."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: home_file
+short_description: Write, read or remove a file in an account's home without following the account's links
+description:
+  - Root acts in an account's home without handing it anything. Every directory below O(home) is opened
+    with C(O_NOFOLLOW) relative to the one above it (C(openat)), so a link the account made there is refused
+    at the moment of writing, with no race between a check and the write.
+  - Every directory below O(home) must already belong to O(owner); missing ones are created for it.
+  - A file is written to a new temporary file in its directory, owned by O(owner), and renamed over the old
+    name. An existing file (or a link in its place) is replaced, never written through, chowned or chmodded.
+  - Nothing the account controls is executed, and reads take regular files only (no FIFO can stall the run).
+version_added: 0.3.0
+author: hpc.globus_compute maintainers
+options:
+  home:
+    description:
+      - The account's home directory, from its passwd entry. Links above and at it are the admin's and are
+        followed; the directory must belong to O(owner).
+    type: path
+    required: true
+  owner:
+    description: The account that owns the home. Files and directories are created owned by it and its primary group.
+    type: str
+    required: true
+  path:
+    description: The path below O(home), relative (for example C(.local/bin/uv)); no C(..) and no empty components.
+    type: str
+    required: true
+  state:
+    description:
+      - C(file) writes O(content) or the node's file O(src).
+      - C(directory) makes the directory and its missing parents.
+      - C(absent) removes the file (or a link in its place).
+      - C(read) returns a regular file's content in RV(content) (empty above 1 MiB) and its RV(checksum), or
+        nothing when it does not exist.
+    type: str
+    choices: [file, directory, absent, read]
+    default: file
+  content:
+    description: The file's content, for O(state=file). Mutually exclusive with O(src).
+    type: str
+  src:
+    description:
+      - A file on the node to copy, for O(state=file). It must not be the account's (stage it somewhere root owns).
+    type: path
+  mode:
+    description: The file's (or, for O(state=directory), the directory's) mode, in octal.
+    type: str
+    default: "0644"
+  parents_mode:
+    description: The mode of directories created as parents, in octal. Existing directories keep their mode.
+    type: str
+    default: "0755"
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Install uv for alice from a copy root staged
+  hpc.globus_compute.home_file:
+    home: /home/alice
+    owner: alice
+    path: .local/bin/uv
+    src: /var/lib/hpc_globus_compute/stage/uv
+    mode: "0755"
+"""
+
+RETURN = r"""
+content:
+  description: The file's content, for O(state=read); empty when it does not exist.
+  returned: when state is read
+  type: str
+exists:
+  description: Whether the file existed, for O(state=read).
+  returned: when state is read
+  type: bool
+checksum:
+  description: The SHA-256 of the file, for O(state=read); empty when it does not exist.
+  returned: when state is read
+  type: str
+"""
+
+import errno
+import hashlib
+import os
+import pwd
+import secrets
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+
+MAX_READ = 1024 * 1024
+
+
+class Refused(Exception):
+    """A path below the home that root will not act through."""
+
+
+def components(path: str) -> list[str]:
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise Refused(f"path: '{path}' must be a relative path below the home, without '.', '..' or empty parts")
+    return parts
+
+
+def open_dir(parent: int, name: str, uid: int, gid: int, create: bool, mode: int, shown: str) -> tuple[int, bool]:
+    """Opens parent/name as a directory, following no link; makes it for the account when create is true."""
+    made = False
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError as e:
+        if e.errno == errno.ENOENT and create:
+            os.mkdir(name, mode, dir_fd=parent)
+            made = True
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        elif e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise Refused(f"{shown} is a link or not a directory: refused") from None
+        else:
+            raise
+    if os.fstat(fd).st_uid != uid:
+        os.close(fd)
+        raise Refused(f"{shown} does not belong to the account: refused")
+    return fd, made
+
+
+def read_regular(parent: int, name: str) -> tuple[bytes | None, os.stat_result | None]:
+    """The content of parent/name if it is a regular file (a link or anything else reads as not there)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ELOOP):
+            return None, None
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            return None, status
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks), status
+    finally:
+        os.close(fd)
+
+
+def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: int) -> None:
+    tmp = f".{name}.hpc-gc-{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
+    try:
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp, dir_fd=parent)
+        raise
+    os.close(fd)
+    os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+
+
+def text(data: bytes | None) -> str:
+    if data is None:
+        return ""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return f"<{len(data)} bytes of binary content>\n"
+
+
+def run(module: AnsibleModule) -> dict:
+    p = module.params
+    account = pwd.getpwnam(p["owner"])
+    uid, gid = account.pw_uid, account.pw_gid
+    parts = components(p["path"])
+    state, check = p["state"], module.check_mode
+    home = os.open(p["home"], os.O_RDONLY | os.O_DIRECTORY)
+    if os.fstat(home).st_uid != uid:
+        os.close(home)
+        raise Refused(f"home: {p['home']} does not belong to {p['owner']}: refused")
+    result: dict = {"changed": False, "path": os.path.join(p["home"], p["path"])}
+    dirs_to_walk = parts if state == "directory" else parts[:-1]
+    fds = [home]
+    try:
+        shown = p["home"]
+        for name in dirs_to_walk:
+            shown = f"{shown}/{name}"
+            if check or state in ("read", "absent"):
+                try:
+                    fd, _ = open_dir(fds[-1], name, uid, gid, False, 0, shown)
+                except FileNotFoundError:
+                    # Nothing there yet: a write would make it, a read or removal finds nothing.
+                    result["changed"] = state in ("file", "directory")
+                    if state == "read":
+                        result.update(content="", exists=False, checksum="")
+                    return result
+            else:
+                is_last = state == "directory" and name == dirs_to_walk[-1]
+                mode = int(p["mode"] if is_last else p["parents_mode"], 8)
+                fd, made = open_dir(fds[-1], name, uid, gid, True, mode, shown)
+                result["changed"] |= made
+            fds.append(fd)
+        parent = fds[-1]
+        if state == "directory":
+            return result
+        name = parts[-1]
+        before, status = read_regular(parent, name)
+        if state == "read":
+            small = before is not None and len(before) <= MAX_READ
+            result.update(
+                content=text(before) if small else "",
+                exists=before is not None,
+                checksum=hashlib.sha256(before).hexdigest() if before is not None else "",
+            )
+            return result
+        if state == "absent":
+            try:
+                os.lstat(name, dir_fd=parent)
+            except FileNotFoundError:
+                return result
+            result["changed"] = True
+            result["diff"] = {"before": text(before), "after": "", "before_header": result["path"]}
+            if not check:
+                os.unlink(name, dir_fd=parent)
+            return result
+        data = p["content"].encode() if p["content"] is not None else open_src(p["src"], uid)
+        mode = int(p["mode"], 8)
+        current = (
+            before == data
+            and status is not None
+            and (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (uid, gid, mode)
+        )
+        if not current:
+            result["changed"] = True
+            result["diff"] = {"before": text(before), "after": text(data), "before_header": result["path"]}
+            if not check:
+                write_file(parent, name, data, uid, gid, mode)
+        return result
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def open_src(src: str, uid: int) -> bytes:
+    with open(src, "rb") as f:
+        # root copies only what the account cannot have swapped.
+        if os.geteuid() == 0 and uid != 0 and os.fstat(f.fileno()).st_uid == uid:
+            raise Refused(f"src: {src} belongs to the account: stage it somewhere root owns")
+        return f.read()
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "home": {"type": "path", "required": True},
+            "owner": {"type": "str", "required": True},
+            "path": {"type": "str", "required": True},
+            "state": {"type": "str", "default": "file", "choices": ["file", "directory", "absent", "read"]},
+            "content": {"type": "str"},
+            "src": {"type": "path"},
+            "mode": {"type": "str", "default": "0644"},
+            "parents_mode": {"type": "str", "default": "0755"},
+        },
+        mutually_exclusive=[("content", "src")],
+        required_if=[("state", "file", ("content", "src"), True)],
+        supports_check_mode=True,
+    )
+    try:
+        module.exit_json(**run(module))
+    except (Refused, KeyError, OSError) as e:
+        where = f"{module.params['home']}/{module.params['path']}"
+        module.fail_json(msg=f"home_file: {module.params['owner']}: {where}: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""home_file walks below a home without following links, replaces rather than writes through, and reads no FIFO."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from ansible_collections.hpc.globus_compute.plugins.modules.home_file import Refused, run
+
+OWNER = getpass.getuser()
+
+
+def home_file(home: Path, path: str, check: bool = False, **params: object) -> dict:
+    defaults = {"state": "file", "content": None, "src": None, "mode": "0644", "parents_mode": "0755"}
+    module = SimpleNamespace(params={**defaults, "home": str(home), "owner": OWNER, "path": path, **params})
+    module.check_mode = check
+    return run(module)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"
+
+
+def test_writes_with_its_parents_then_reports_nothing_to_do(home: Path) -> None:
+    assert home_file(home, ".config/uv/uv.toml", content="offline = true\n")["changed"]
+    assert (home / ".config/uv/uv.toml").read_text() == "offline = true\n"
+    assert (home / ".config/uv/uv.toml").stat().st_mode & 0o777 == 0o644
+    assert (home / ".config").stat().st_mode & 0o777 == 0o755
+    assert not home_file(home, ".config/uv/uv.toml", content="offline = true\n")["changed"]
+
+
+def test_check_mode_reports_the_diff_and_writes_nothing(home: Path) -> None:
+    result = home_file(home, ".config/uv/uv.toml", check=True, content="offline = true\n")
+    assert result["changed"] and not (home / ".config").exists()
+    home_file(home, "a.txt", content="old\n")
+    result = home_file(home, "a.txt", check=True, content="new\n")
+    assert result["diff"]["before"] == "old\n" and result["diff"]["after"] == "new\n"
+    assert (home / "a.txt").read_text() == "old\n"
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_link_below_the_home_is_refused_and_its_target_untouched(home: Path, tmp_path: Path, check: bool) -> None:
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (home / ".local").mkdir()
+    (home / ".local" / "bin").symlink_to(target)
+    with pytest.raises(Refused, match="is a link"):
+        home_file(home, ".local/bin/uv", check=check, content="x")
+    assert list(target.iterdir()) == []
+
+
+def test_a_link_at_the_file_is_replaced_not_written_through(home: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    (home / "uv.json").symlink_to(victim)
+    assert home_file(home, "uv.json", content="{}\n")["changed"]
+    assert victim.read_text() == "keep\n"
+    assert not (home / "uv.json").is_symlink() and (home / "uv.json").read_text() == "{}\n"
+
+
+def test_removal_takes_the_link_itself(home: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    (home / "uv").symlink_to(victim)
+    assert home_file(home, "uv", state="absent")["changed"]
+    assert victim.exists() and not (home / "uv").is_symlink()
+    assert not home_file(home, "uv", state="absent")["changed"]
+
+
+def test_a_fifo_is_read_as_nothing_without_blocking(home: Path) -> None:
+    os.mkfifo(home / "uv.json")
+    done: dict = {}
+    reader = threading.Thread(target=lambda: done.update(home_file(home, "uv.json", state="read")))
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert done["content"] == "" and done["exists"] is False
+
+
+def test_read_gives_content_and_checksum_and_nothing_for_a_missing_file(home: Path) -> None:
+    home_file(home, "d/f", content="hello\n")
+    result = home_file(home, "d/f", state="read")
+    assert (result["content"], result["exists"]) == ("hello\n", True)
+    assert result["checksum"] == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    assert home_file(home, "x/y", state="read")["exists"] is False
+
+
+@pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "a/../b", "a//b", ""])
+def test_paths_that_leave_the_home_are_refused(home: Path, path: str) -> None:
+    with pytest.raises(Refused, match="relative path below the home"):
+        home_file(home, path, content="x")
