@@ -34,6 +34,8 @@ ARTIFACTS = Path(os.environ.get("HPC_GC_CACHE", Path.home() / ".cache" / "hpc.gl
 PROBE = "python -c 'import globus_compute_endpoint as g; print(g.__file__, g.__version__)'"
 # An old endpoint where `module load` puts it: a module tree on PYTHONPATH.
 OLD = "2.30.1"
+# A start or a build takes seconds; a runtime that spins must not hang the suite.
+TIMEOUT = 120
 
 
 class Site:
@@ -65,6 +67,7 @@ class Site:
             env=self.env(home, **extra),
             cwd=cwd or home,
             stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT,
         )
 
 
@@ -87,6 +90,7 @@ def build_site(site: Site, cwd: Path, env: dict[str, str], spec: str = "0" * 12)
         text=True,
         cwd=cwd,
         env=env,
+        timeout=TIMEOUT,
     )
 
 
@@ -209,7 +213,13 @@ def test_any_shell_options_start_the_same_worker_and_are_left_as_found(
     init = f"source {site.runtime}/worker-env.sh 3.11 {GCE} {' '.join(args)} || exit 1"
     script = f"{OPTIONS[name]}\n{{ {STATE}; }} >|{tmp_path}/before\n{init}\n{{ {STATE}; }} >|{tmp_path}/after\n{PROBE}\n"
     result = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, env=site.env(home), cwd=home, stdin=subprocess.DEVNULL
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        env=site.env(home),
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        timeout=TIMEOUT,
     )
     path, version = imported(result)
     assert version == GCE
@@ -382,6 +392,7 @@ def test_a_per_user_build_uses_the_users_cache_not_the_sites(site: Site, tmp_pat
             text=True,
             cwd=home,
             env={"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(policy)},
+            timeout=TIMEOUT,
         )
         path, version = imported(result)
         assert version == GCE and path.startswith(f"{home}/.globus_compute/envs/{NAME}-req-")
