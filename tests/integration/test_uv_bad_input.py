@@ -63,7 +63,9 @@ def test_a_checksum_mismatch_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_missing_controller_archive_is_named(tmp_path: Path) -> None:
-    result = run_role(tmp_path, uv_version="99.0.1", uv_source="controller", uv_controller_archive="/nonexistent/uv.whl")
+    result = run_role(
+        tmp_path, uv_version="99.0.1", uv_source="controller", uv_controller_archive="/nonexistent/uv.whl"
+    )
     assert_fails_with(result, "uv_controller_archive", "/nonexistent/uv.whl", "does not exist")
 
 

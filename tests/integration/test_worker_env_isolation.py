@@ -211,7 +211,8 @@ def test_any_shell_options_start_the_same_worker_and_are_left_as_found(
     home = tmp_path if kind == "user-build" else user_env
     args = [] if kind == "site" else ["six==1.17.0"]
     init = f"source {site.runtime}/worker-env.sh 3.11 {GCE} {' '.join(args)} || exit 1"
-    script = f"{OPTIONS[name]}\n{{ {STATE}; }} >|{tmp_path}/before\n{init}\n{{ {STATE}; }} >|{tmp_path}/after\n{PROBE}\n"
+    state = f"{{ {STATE}; }} >|{tmp_path}"
+    script = f"{OPTIONS[name]}\n{state}/before\n{init}\n{state}/after\n{PROBE}\n"
     result = subprocess.run(
         ["bash", "-c", script],
         capture_output=True,
@@ -255,7 +256,7 @@ def bare_site(site: Site, tmp_path: Path) -> Site:
     other = Site(tmp_path / "bare")
     shutil.copytree(site.runtime, other.runtime)
     conf = other.runtime / "worker-env.conf"
-    conf.write_text(conf.read_text().replace(str(site.envs), str(other.envs)).replace(str(site.runtime), str(other.runtime)))
+    conf.write_text(conf.read_text().replace(str(site.envs), str(other.envs)))
     other.envs.mkdir()
     other.policy = site.policy
     return other
