@@ -287,6 +287,19 @@ def test_per_user_builds_use_the_sites_interpreter_not_condas(bare_site: Site, t
     assert f" {NAME} user {env} " in worker_line(again)
 
 
+def test_per_user_builds_use_the_sites_explicit_interpreter(bare_site: Site, tmp_path: Path) -> None:
+    """python_envs_interpreter_paths names the interpreter for a version: per-user builds take it too."""
+    site_python = conda_like_base(tmp_path / "opt") / "bin" / "python3.11"
+    conf = bare_site.runtime / "worker-env.conf"
+    conf.write_text(conf.read_text() + f"WORKER_ENV_INTERPRETER_PATHS=('3.11={site_python}')\n")
+    home = tmp_path / "home"
+    home.mkdir()
+    path, version = imported(bare_site.start(home))
+    env = home / ".globus_compute" / "envs" / NAME
+    assert version == GCE and path.startswith(f"{env}/")
+    assert f"interpreter={site_python}\n" in (env / ".ready").read_text()
+
+
 def test_an_environment_whose_python_is_gone_is_not_ready_and_is_rebuilt(bare_site: Site, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
