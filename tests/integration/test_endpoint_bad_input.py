@@ -29,6 +29,7 @@ def run_endpoint(tmp_path: Path, **variables: object):
         ({"endpoint_email": "not an address"}, ["endpoint_email", "not an address"]),
         ({"endpoint_name": "bad name;rm"}, ["endpoint_name", "bad name;rm"]),
         ({"endpoint_version": "latest"}, ["endpoint_version", "latest"]),
+        ({"endpoint_version": "4.2.0"}, ["endpoint_version: 4.2.0 is older than 4.3.0", "render-user-config"]),
         ({"endpoint_amqp_port": 8080}, ["endpoint_amqp_port", "8080"]),
         (
             {"endpoint_client_id": "0d9e1c2b-0000-4000-8000-00000000c1d0"},
@@ -45,6 +46,7 @@ def run_endpoint(tmp_path: Path, **variables: object):
         "email",
         "name",
         "version",
+        "version-too-old",
         "amqp-port",
         "credentials",
         "high-assurance",

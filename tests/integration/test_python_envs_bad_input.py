@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import getpass
+import os
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -62,4 +64,37 @@ def test_a_missing_uv_is_named(tmp_path: Path) -> None:
 )
 def test_a_bad_user_package_policy_is_named(tmp_path: Path, variables: dict, shown: str) -> None:
     assert_fails_with(run_python_envs(tmp_path, **variables), shown)
+    assert not (tmp_path / "runtime").exists()
+
+
+ARTIFACTS = Path(os.environ.get("HPC_GC_CACHE", Path.home() / ".cache" / "hpc.globus_compute")) / "artifacts"
+# Older than `uv python find --managed-python` (uv 0.6.8), which the role calls.
+UV_TOO_OLD = "0.5.31"
+
+
+def uv_from_wheel(wheel_dir: Path, dest: Path) -> Path:
+    wheels = sorted(wheel_dir.glob("*.whl"))
+    if not wheels:
+        pytest.skip(f"no uv wheel in {wheel_dir}: run scripts/test harness")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        member = next(n for n in wheel.namelist() if n.endswith(("/scripts/uv", "/bin/uv")))
+        dest.write_bytes(wheel.read(member))
+    dest.chmod(0o755)
+    return dest
+
+
+def test_a_uv_too_old_for_the_roles_flags_is_named_with_both_versions(tmp_path: Path) -> None:
+    uv = uv_from_wheel(ARTIFACTS / "uv" / UV_TOO_OLD, tmp_path / "uv")
+    result = run_python_envs(tmp_path, python_envs_uv=str(uv), python_envs_interpreter_source="uv")
+    assert_fails_with(result, f"python_envs_uv: {uv} is uv {UV_TOO_OLD}", "uv 0.6.8 or later", "--managed-python")
+    assert not (tmp_path / "runtime").exists()
+
+
+def test_a_uv_that_does_not_run_is_shown_with_its_own_message(tmp_path: Path) -> None:
+    """A truncated binary (a copy cut short): its status, and its own message if it left one."""
+    broken = tmp_path / "uv"
+    broken.write_bytes((ROOT / ".venv" / "bin" / "uv").read_bytes()[:4096])
+    broken.chmod(0o755)
+    result = run_python_envs(tmp_path, python_envs_uv=str(broken))
+    assert_fails_with(result, f"python_envs_uv: {broken} --version failed on localhost (status ")
     assert not (tmp_path / "runtime").exists()

@@ -46,24 +46,26 @@ def test_user_scope_without_users_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_mirror_is_named(tmp_path: Path) -> None:
-    result = run_role(tmp_path, uv_version="0.0.1", uv_release_base_url=f"file://{tmp_path}/no-mirror")
+    result = run_role(tmp_path, uv_version="99.0.1", uv_release_base_url=f"file://{tmp_path}/no-mirror")
     assert_fails_with(result, "uv_release_base_url", f"file://{tmp_path}/no-mirror", "unchanged")
 
 
 def test_a_checksum_mismatch_is_refused(tmp_path: Path) -> None:
-    mirror = tmp_path / "mirror" / "0.0.1"
+    mirror = tmp_path / "mirror" / "99.0.1"
     mirror.mkdir(parents=True)
     tarball = mirror / "uv-x86_64-unknown-linux-gnu.tar.gz"
     with tarfile.open(tarball, "w:gz"):
         pass
     wrong = hashlib.sha256(b"something else").hexdigest()
     Path(f"{tarball}.sha256").write_text(f"{wrong}  {tarball.name}\n")
-    result = run_role(tmp_path, uv_version="0.0.1", uv_arch="x86_64", uv_release_base_url=f"file://{mirror.parent}")
+    result = run_role(tmp_path, uv_version="99.0.1", uv_arch="x86_64", uv_release_base_url=f"file://{mirror.parent}")
     assert_fails_with(result, "uv_release_base_url", "checksum")
 
 
 def test_a_missing_controller_archive_is_named(tmp_path: Path) -> None:
-    result = run_role(tmp_path, uv_version="0.0.1", uv_source="controller", uv_controller_archive="/nonexistent/uv.whl")
+    result = run_role(
+        tmp_path, uv_version="99.0.1", uv_source="controller", uv_controller_archive="/nonexistent/uv.whl"
+    )
     assert_fails_with(result, "uv_controller_archive", "/nonexistent/uv.whl", "does not exist")
 
 
@@ -72,9 +74,14 @@ def test_a_wrong_controller_archive_checksum_is_named(tmp_path: Path) -> None:
     archive.write_bytes(b"not really")
     result = run_role(
         tmp_path,
-        uv_version="0.0.1",
+        uv_version="99.0.1",
         uv_source="controller",
         uv_controller_archive=str(archive),
         uv_controller_archive_sha256="0" * 64,
     )
     assert_fails_with(result, "uv_controller_archive_sha256", "0" * 64)
+
+
+def test_a_uv_version_older_than_the_roles_flags_is_named(tmp_path: Path) -> None:
+    result = run_role(tmp_path, uv_version="0.5.31", uv_source="controller", uv_controller_archive="/nonexistent")
+    assert_fails_with(result, "uv_version: 0.5.31 is older than uv 0.6.8", "--managed-python")

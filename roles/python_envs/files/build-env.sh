@@ -22,6 +22,20 @@ if [[ ${1:-} == --check ]]; then
 fi
 uv=$1 root=$2 name=$3 hash=$4 python=$5 endpoint=$6
 shift 6
+
+# Only the site's policy decides how uv builds: its uv.toml (system-wide, or
+# the building account's for a per-user deployment). Not a [tool.uv] in the
+# directory the playbook runs from or above it, not UV_* variables of the
+# account's environment, not variables that redirect a Python's imports.
+case $root in
+  /*) ;;
+  *) root=$PWD/$root ;;
+esac
+cd /
+for var in ${!UV_@}; do
+  unset "$var"
+done
+unset PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE VIRTUAL_ENV CONDA_PREFIX
 prefix=.builds/$name-$hash
 # How long a host waits for another one building the same root, in seconds.
 lock_wait=120

@@ -2,7 +2,55 @@
 # Per-user environments, for worker-env.sh: read only when a worker needs one
 # (the site has no environment for the pair, or the user asked for packages),
 # so that the site fast path parses none of it. Runs inside __worker_env:
-# py, gce, name, env and the WORKER_ENV_* settings are its locals.
+# py, gce, name, env, pyvars and the WORKER_ENV_* settings are its locals.
+#
+# A build takes nothing from the worker's shell but HOME: the interpreter is
+# the site's choice (never CONDA_PREFIX, VIRTUAL_ENV, PATH or UV_PYTHON), uv
+# runs from / (no project's [tool.uv] applies), and of the UV_* variables
+# only those that say where the user's cache is and how to reach an index
+# are kept. uv reads the site's policy and the user's own uv.toml.
+
+__worker_env_ready() { # env: stamped ready, and its interpreter still runs (a stat, no subprocess)
+  [[ -f $1/.ready && -x $1/bin/python ]]
+}
+
+__worker_env_python() { # py: the site's interpreter for Python py on stdout, or why not on stdout and 1
+  local entry found=''
+  for entry in "${WORKER_ENV_INTERPRETER_PATHS[@]}"; do
+    [[ ${entry%%=*} == "$1" ]] && found=${entry#*=}
+  done
+  if [[ -z $found && $WORKER_ENV_INTERPRETER_SOURCE == uv ]]; then
+    if ! found=$("$WORKER_ENV_UV" python find --managed-python "$1" 2>&1); then
+      printf 'no uv-managed Python %s: %s' "$1" "$found"
+      return 1
+    fi
+  elif [[ -z $found ]]; then
+    found=$(PATH=$WORKER_ENV_SYSTEM_PATH && type -P "python$1") || {
+      printf 'no Python %s in %s (python_envs_interpreter_source: system)' "$1" "$WORKER_ENV_SYSTEM_PATH"
+      return 1
+    }
+  fi
+  if [[ ! -x $found ]]; then
+    printf 'Python %s of the site, %s, does not run' "$1" "$found"
+    return 1
+  fi
+  printf '%s' "$found"
+}
+
+__worker_env_isolate() { # in a build's subshell: nothing of the user's shell picks what uv does
+  local var
+  for var in ${!UV_@}; do
+    case $var in
+      UV_CACHE_DIR | UV_NATIVE_TLS | UV_HTTP_TIMEOUT | UV_CONCURRENT_DOWNLOADS | UV_CONCURRENT_BUILDS | UV_CONCURRENT_INSTALLS) ;;
+      *) unset "$var" ;;
+    esac
+  done
+  # shellcheck disable=SC2154 # pyvars is __worker_env's
+  unset "${pyvars[@]}" VIRTUAL_ENV CONDA_PREFIX
+  # The user's cache: a cache-dir in the site's policy is not theirs to write.
+  export UV_CACHE_DIR="${UV_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/uv}"
+  builtin cd / || return
+}
 
 __worker_env_list() { # root: the ready environments under it, comma-separated
   local stamp names=()
@@ -68,8 +116,9 @@ __worker_env_requirements() { # REQ...: check the user's requirements, normalise
 
 __worker_env_prune() { # root keep: remove the user's environments beyond the site's limits, never one in use
   local root=$1 keep=$2 count=0 entry when name lock fd
-  local now=${EPOCHSECONDS:-0} max_age=$((WORKER_ENV_USER_ENVS_MAX_AGE * 86400))
+  local now max_age=$((WORKER_ENV_USER_ENVS_MAX_AGE * 86400))
   local -a entries=()
+  printf -v now '%(%s)T' -1
   # The user's environments are those with a lock beside them (site ones, in
   # a root that a per-user deployment shares, have none), least recently used
   # first: a lock's time is its environment's last start.
@@ -108,12 +157,14 @@ __worker_env_prune() { # root keep: remove the user's environments beyond the si
 }
 
 __worker_env_make() { # env py gce base REQ...: build env, the base's packages (or gce) plus REQ, under the build lock
-  local env=$1 py=$2 gce=$3 base=$4 out
+  local env=$1 py=$2 gce=$3 base=$4 out python
   shift 4
-  local python=$py
   local -a install=("globus-compute-endpoint==$gce" "${WORKER_ENV_EXTRA_PACKAGES[@]}")
   if [[ -n $base ]]; then
     python=$base/bin/python install=(-r "$env/.base-requirements.txt")
+  elif ! python=$(__worker_env_isolate && __worker_env_python "$py"); then
+    __worker_env_why=$python
+    return 1
   fi
   # A directory without a ready stamp is a build that was killed: nobody else
   # builds while we hold the lock, so it can go. The environment is built
@@ -121,7 +172,8 @@ __worker_env_make() { # env py gce base REQ...: build env, the base's packages (
   # ready stamp is written, last.
   rm -rf "$env"
   if ! out=$(
-    "$WORKER_ENV_UV" venv --quiet --python "$python" "$env" 2>&1 &&
+    __worker_env_isolate &&
+      "$WORKER_ENV_UV" venv --quiet --python "$python" "$env" 2>&1 &&
       if [[ -n $base ]]; then
         "$WORKER_ENV_UV" pip freeze --quiet --python "$base/bin/python" 2>&1 >"$env/.base-requirements.txt"
       fi &&
@@ -133,8 +185,8 @@ __worker_env_make() { # env py gce base REQ...: build env, the base's packages (
     __worker_env_why="build failed: ${out:0:600}"
     return 1
   fi
-  printf 'python=%s\nendpoint=%s\nbase=%s\nrequirements=%s\nbuilt=%(%Y-%m-%dT%H:%M:%S%z)T\nhost=%s\n' \
-    "$py" "$gce" "${base:-none}" "${__worker_env_norm[*]-}" -1 "${HOSTNAME:-}" >"$env/.ready.tmp"
+  printf 'python=%s\ninterpreter=%s\nendpoint=%s\nbase=%s\nrequirements=%s\nbuilt=%(%Y-%m-%dT%H:%M:%S%z)T\nhost=%s\n' \
+    "$py" "$python" "$gce" "${base:-none}" "${__worker_env_norm[*]-}" -1 "${HOSTNAME:-}" >|"$env/.ready.tmp"
   mv -f "$env/.ready.tmp" "$env/.ready"
 }
 
@@ -158,7 +210,7 @@ __worker_env_use() { # env py gce base REQ...: enter a per-user environment, bui
     fi
     exec {fd}>&- # removed by a prune while we opened it: open the new one
   done
-  if [[ ! -f $env/.ready ]]; then
+  if ! __worker_env_ready "$env"; then
     # One builder holds $build; the others wait on it together, woken at
     # once when it ends. The builder removes it when done, writing its reason
     # into it first if the build failed, so that workers that waited report
@@ -176,7 +228,7 @@ __worker_env_use() { # env py gce base REQ...: enter a per-user environment, bui
           break
         fi
       fi
-      if [[ -f $env/.ready ]]; then
+      if __worker_env_ready "$env"; then
         __worker_env_how=waited
         break
       fi
@@ -197,20 +249,21 @@ __worker_env_use() { # env py gce base REQ...: enter a per-user environment, bui
       if __worker_env_prune "$root" "$name" && __worker_env_make "$@"; then
         __worker_env_how=built
       else
-        printf '%s\n' "$__worker_env_why" >"$build"
+        printf '%s\n' "${__worker_env_why:-build failed with no message}" >|"$build"
         rm -f "$lock" # nothing of a failed build is left
       fi
       rm -f "$build"
       break
     done
     [[ -n ${bfd:-} ]] && exec {bfd}>&-
-    if [[ ! -f $env/.ready ]]; then
+    if ! __worker_env_ready "$env"; then
       exec {fd}>&-
       return 1
     fi
   fi
-  # The lock's time is when the environment was last started (see prune).
-  : >"$lock"
+  # The lock's time is when the environment was last started (see prune);
+  # a lock that cannot be touched only ages sooner.
+  : >|"$lock" 2>/dev/null || true
 }
 
 __worker_env_user() { # REQ...: point env at the user's environment, building it first if need be
@@ -225,7 +278,7 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
       return 2
     fi
   fi
-  if [[ ! -f $base/.ready ]]; then
+  if ! __worker_env_ready "$base"; then
     if [[ $WORKER_ENV_USER_BUILDS != true ]]; then
       __worker_env_say "no environment for $what${*:+ to add packages to};" \
         "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
@@ -244,9 +297,13 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     env+="-req-${key:0:16}"
   fi
   __worker_env_how=user
+  __worker_env_why=
   if __worker_env_use "$env" "$py" "$gce" "$base" "$@"; then
     return 0
-  elif (($#)); then
+  fi
+  # A reason is never empty: at the least, say which step gave none.
+  : "${__worker_env_why:=no reason given by the build of $env}"
+  if (($#)); then
     __worker_env_say "no environment for $what and $*: $__worker_env_why"
   else
     __worker_env_say "no environment for $what: $__worker_env_why;" \

@@ -22,8 +22,38 @@
 # `set -euo pipefail`; settings come from worker-env.conf beside this file,
 # and everything about per-user environments from worker-env-user.sh, which
 # only a worker that needs one reads.
+#
+# The worker's shell is the user's: whatever options, aliases and variables
+# their dotfiles or modules left, this file runs the same and leaves the
+# options as it found them. Variables that would make the worker's Python
+# import code from elsewhere (PYTHONPATH from a `module load`, ...) are
+# cleared, and the worker's line names them.
+
+# The user's aliases would rewrite this file's commands as they are read.
+if \shopt -q expand_aliases; then
+  __worker_env_restore='shopt -s expand_aliases;'
+else
+  __worker_env_restore=
+fi
+\shopt -u expand_aliases
 
 __worker_env_say() { printf 'worker-env: %s\n' "$*" >&2; }
+
+__worker_env_options() { # set the options this file relies on, the user's into __worker_env_restore
+  local o
+  for o in errexit nounset noclobber noglob pipefail; do
+    if [[ -o $o ]]; then
+      __worker_env_restore+="set -o $o;"
+      set +o "$o"
+    fi
+  done
+  for o in failglob nullglob nocaseglob nocasematch dotglob globstar; do
+    if shopt -q "$o"; then
+      __worker_env_restore+="shopt -s $o;"
+      shopt -u "$o"
+    fi
+  done
+}
 
 __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, no subshell
   local now=${EPOCHREALTIME:-}
@@ -36,14 +66,18 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
 }
 
 __worker_env() {
-  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env
+  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env var cleared=''
   start=${start/[.,]/}
+  local IFS=$' \t\n'
+  # What redirects a Python's imports or its standard library.
+  local -a pyvars=(PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE)
   local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
   local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
   local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
-  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=()
+  local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
+  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
   # shellcheck source=/dev/null
-  source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
+  builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
 
   # Both values end up in paths and command lines: nothing but these shapes.
   if [[ ! $py =~ ^3\.[0-9]{1,2}$ ]]; then
@@ -59,20 +93,33 @@ __worker_env() {
   env="$WORKER_ENV_SITE_ROOT/$name"
   __worker_env_how=site
 
-  if (($#)) || [[ ! -f $env/.ready ]]; then
+  # Ready: stamped, and its interpreter still there (-x follows the link).
+  if (($#)) || [[ ! -f $env/.ready || ! -x $env/bin/python ]]; then
     # shellcheck source=roles/python_envs/files/worker-env-user.sh
     source "${BASH_SOURCE[0]%/*}/worker-env-user.sh" || return 1
     __worker_env_user "$@" || return
   fi
+  for var in "${pyvars[@]}"; do
+    if [[ -n ${!var+set} ]]; then
+      unset "$var"
+      cleared+=" $var"
+    fi
+  done
   # shellcheck source=/dev/null
-  source "$env/bin/activate" || return 1
+  builtin source "$env/bin/activate" || return 1
   __worker_env_ms "$start"
-  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took"
+  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}"
 }
 
-__worker_env "$@"
-set -- "$?"
-unset -f __worker_env __worker_env_list __worker_env_make __worker_env_ms __worker_env_prune \
-  __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_use __worker_env_user
-unset __worker_env_base __worker_env_how __worker_env_norm __worker_env_took __worker_env_why
+__worker_env_options
+if __worker_env "$@"; then
+  set -- 0
+else
+  set -- "$?"
+fi
+eval "$__worker_env_restore"
+unset -f __worker_env __worker_env_isolate __worker_env_list __worker_env_make __worker_env_ms __worker_env_options \
+  __worker_env_prune __worker_env_python __worker_env_ready __worker_env_requirements __worker_env_say \
+  __worker_env_spec __worker_env_use __worker_env_user
+unset __worker_env_base __worker_env_how __worker_env_norm __worker_env_restore __worker_env_took __worker_env_why
 return "$1"
