@@ -190,6 +190,11 @@ __worker_env_make() { # env py gce base REQ...: build env, the base's packages (
   mv -f "$env/.ready.tmp" "$env/.ready"
 }
 
+__worker_env_private() { # file: create it, or narrow it, to the user alone
+  (umask 077 && : >>"$1") 2>/dev/null
+  chmod go= "$1" 2>/dev/null || :
+}
+
 __worker_env_use() { # env py gce base REQ...: enter a per-user environment, building it first if need be
   local env=$1 root=${1%/*} name=${1##*/} lock build fd bfd
   lock="$root/.$name.lock" build="$root/.$name.build"
@@ -201,6 +206,8 @@ __worker_env_use() { # env py gce base REQ...: enter a per-user environment, bui
   # inherited by the worker): flock is honoured across the nodes of an NFSv4
   # or Lustre home, and released by the kernel when the worker ends.
   while :; do
+    # Readable by the user alone: a lock others can open is one they can hold.
+    __worker_env_private "$lock"
     exec {fd}<>"$lock" || {
       __worker_env_why="cannot open $lock"
       return 1
@@ -217,6 +224,7 @@ __worker_env_use() { # env py gce base REQ...: enter a per-user environment, bui
     # that reason instead of trying again.
     local wait=-s
     while :; do
+      __worker_env_private "$build"
       exec {bfd}<>"$build" || {
         __worker_env_why="cannot open $build"
         break

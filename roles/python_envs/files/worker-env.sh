@@ -119,7 +119,7 @@ else
 fi
 eval "$__worker_env_restore"
 unset -f __worker_env __worker_env_isolate __worker_env_list __worker_env_make __worker_env_ms __worker_env_options \
-  __worker_env_prune __worker_env_python __worker_env_ready __worker_env_requirements __worker_env_say \
+  __worker_env_private __worker_env_prune __worker_env_python __worker_env_ready __worker_env_requirements __worker_env_say \
   __worker_env_spec __worker_env_use __worker_env_user
 unset __worker_env_base __worker_env_how __worker_env_norm __worker_env_restore __worker_env_took __worker_env_why
 return "$1"
