@@ -414,3 +414,18 @@ def test_a_per_user_build_uses_the_users_cache_not_the_sites(site: Site, tmp_pat
         assert (home / ".cache" / "uv").is_dir()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_users_locks_are_theirs_alone(bare_site: Site, tmp_path: Path) -> None:
+    """Another user who could open a per-user lock could hold it and stall this user's workers."""
+    home = tmp_path / "home"
+    home.mkdir()
+    envs = home / ".globus_compute" / "envs"
+    envs.mkdir(parents=True)
+    # A lock left readable by an earlier release is narrowed too.
+    (envs / f".{NAME}.lock").touch(mode=0o644)
+    first = bare_site.start(home)
+    assert imported(first)[1] == GCE, first.stderr
+    locks = sorted(envs.glob(".*.lock")) + sorted(envs.glob(".*.build"))
+    assert locks, sorted(p.name for p in envs.iterdir())
+    assert {p.name: p.stat().st_mode & 0o077 for p in locks} == {p.name: 0 for p in locks}
