@@ -36,8 +36,7 @@ options:
       - C(file) writes O(content) or the node's file O(src).
       - C(directory) makes the directory and its missing parents.
       - C(absent) removes the file (or a link in its place).
-      - C(read) returns a regular file's content in RV(content) (empty above 1 MiB) and its RV(checksum), or
-        nothing when it does not exist.
+      - C(read) returns the content of the account's own regular file in RV(content) and RV(json).
     type: str
     choices: [file, directory, absent, read]
     default: file
@@ -74,22 +73,28 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+file:
+  description: The file acted on (home and path).
+  returned: always
+  type: str
 content:
-  description: The file's content, for O(state=read); empty when it does not exist.
+  description:
+    - The file's content, for O(state=read); empty when it does not exist, is larger than 1 MiB, or is not the
+      account's own regular file with a single link (its content is then never read).
   returned: when state is read
   type: str
+json:
+  description: The JSON object RV(content) holds, for O(state=read); empty when it holds none.
+  returned: when state is read
+  type: dict
 exists:
-  description: Whether the file existed, for O(state=read).
+  description: Whether RV(content) was read, for O(state=read).
   returned: when state is read
   type: bool
-checksum:
-  description: The SHA-256 of the file, for O(state=read); empty when it does not exist.
-  returned: when state is read
-  type: str
 """
 
 import errno
-import hashlib
+import json
 import os
 import pwd
 import secrets
@@ -121,6 +126,11 @@ def open_dir(parent: int, name: str, uid: int, gid: int, create: bool, mode: int
             os.mkdir(name, mode, dir_fd=parent)
             made = True
             fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            # Handed over only if it is still the empty directory just made:
+            # the account may have renamed another one into its place.
+            if os.fstat(fd).st_uid != os.geteuid() or os.listdir(fd):
+                os.close(fd)
+                raise Refused(f"{shown} was replaced while it was being made: refused") from None
             os.fchown(fd, uid, gid)
             os.fchmod(fd, mode)
         elif e.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -133,8 +143,13 @@ def open_dir(parent: int, name: str, uid: int, gid: int, create: bool, mode: int
     return fd, made
 
 
-def read_regular(parent: int, name: str) -> tuple[bytes | None, os.stat_result | None]:
-    """The content of parent/name if it is a regular file (a link or anything else reads as not there)."""
+def read_regular(parent: int, name: str, uid: int, limit: int) -> tuple[bytes | None, os.stat_result | None]:
+    """The content of parent/name if it is the account's own regular file, with one link, of at most limit bytes.
+
+    Anything else (a link, a FIFO, another account's file moved or linked
+    there, a huge or sparse file) reads as None with its status, so that its
+    content is neither shown nor held in memory.
+    """
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
     except OSError as e:
@@ -143,12 +158,14 @@ def read_regular(parent: int, name: str) -> tuple[bytes | None, os.stat_result |
         raise
     try:
         status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
+        ours = stat.S_ISREG(status.st_mode) and status.st_uid == uid and status.st_nlink == 1
+        if not ours or status.st_size > limit:
             return None, status
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, 1 << 20)):
             chunks.append(chunk)
-        return b"".join(chunks), status
+            size += len(chunk)
+        return (b"".join(chunks), status) if size <= limit else (None, status)
     finally:
         os.close(fd)
 
@@ -168,11 +185,16 @@ def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: in
         os.unlink(tmp, dir_fd=parent)
         raise
     os.close(fd)
-    os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    try:
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+    except BaseException:
+        os.unlink(tmp, dir_fd=parent)
+        raise
 
 
 def text(data: bytes | None) -> str:
     if data is None:
+        # Missing, or not the account's own: nothing of it is shown.
         return ""
     try:
         return data.decode()
@@ -190,7 +212,8 @@ def run(module: AnsibleModule) -> dict:
     if os.fstat(home).st_uid != uid:
         os.close(home)
         raise Refused(f"home: {p['home']} does not belong to {p['owner']}: refused")
-    result: dict = {"changed": False, "path": os.path.join(p["home"], p["path"])}
+    # Not "path": Ansible would add what a stat of it finds, following links.
+    result: dict = {"changed": False, "file": os.path.join(p["home"], p["path"])}
     dirs_to_walk = parts if state == "directory" else parts[:-1]
     fds = [home]
     try:
@@ -204,7 +227,7 @@ def run(module: AnsibleModule) -> dict:
                     # Nothing there yet: a write would make it, a read or removal finds nothing.
                     result["changed"] = state in ("file", "directory")
                     if state == "read":
-                        result.update(content="", exists=False, checksum="")
+                        result.update(exists=False, **parsed(None))
                     return result
             else:
                 is_last = state == "directory" and name == dirs_to_walk[-1]
@@ -216,14 +239,9 @@ def run(module: AnsibleModule) -> dict:
         if state == "directory":
             return result
         name = parts[-1]
-        before, status = read_regular(parent, name)
         if state == "read":
-            small = before is not None and len(before) <= MAX_READ
-            result.update(
-                content=text(before) if small else "",
-                exists=before is not None,
-                checksum=hashlib.sha256(before).hexdigest() if before is not None else "",
-            )
+            before, _ = read_regular(parent, name, uid, MAX_READ)
+            result.update(exists=before is not None, **parsed(before))
             return result
         if state == "absent":
             try:
@@ -231,11 +249,11 @@ def run(module: AnsibleModule) -> dict:
             except FileNotFoundError:
                 return result
             result["changed"] = True
-            result["diff"] = {"before": text(before), "after": "", "before_header": result["path"]}
             if not check:
                 os.unlink(name, dir_fd=parent)
             return result
         data = p["content"].encode() if p["content"] is not None else open_src(p["src"], uid)
+        before, status = read_regular(parent, name, uid, len(data))
         mode = int(p["mode"], 8)
         current = (
             before == data
@@ -244,13 +262,24 @@ def run(module: AnsibleModule) -> dict:
         )
         if not current:
             result["changed"] = True
-            result["diff"] = {"before": text(before), "after": text(data), "before_header": result["path"]}
+            if module._diff:
+                result["diff"] = {"before": text(before), "after": text(data), "before_header": result["file"]}
             if not check:
                 write_file(parent, name, data, uid, gid, mode)
         return result
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def parsed(data: bytes | None) -> dict:
+    """What a read returns: the text, and the JSON object it holds if it is one (else an empty one)."""
+    content = text(data)
+    try:
+        value = json.loads(content) if content else {}
+    except ValueError:
+        value = {}
+    return {"content": content, "json": value if isinstance(value, dict) else {}}
 
 
 def open_src(src: str, uid: int) -> bytes:
@@ -268,7 +297,7 @@ def main() -> None:
             "owner": {"type": "str", "required": True},
             "path": {"type": "str", "required": True},
             "state": {"type": "str", "default": "file", "choices": ["file", "directory", "absent", "read"]},
-            "content": {"type": "str"},
+            "content": {"type": "str", "no_log": True},
             "src": {"type": "path"},
             "mode": {"type": "str", "default": "0644"},
             "parents_mode": {"type": "str", "default": "0755"},

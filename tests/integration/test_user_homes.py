@@ -202,7 +202,9 @@ def test_a_hostile_record_removes_nothing_of_roots_and_a_fifo_stalls_nothing(tmp
         assert again.returncode == 0, again.stdout + again.stderr
 
 
-@pytest.mark.parametrize("layout", ["install root in the home", "executable of the account's"])
+@pytest.mark.parametrize(
+    "layout", ["install root in the home", "executable of the account's", "executable through the account's link"]
+)
 def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> None:
     site = tmp_path / "site"
     site.mkdir()
@@ -220,6 +222,12 @@ def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> N
         if layout == "install root in the home":
             variables |= {"endpoint_install_root": f"{home}/.e", "endpoint_bin_dir": f"{home}/.local/bin"}
             expected = "endpoint_install_root"
+        elif layout == "executable through the account's link":
+            # root's own endpoint, reached through a link the account can re-point while root runs it.
+            assert as_user(login, f"ln -s {GCE.parent.parent} {home}/gce").returncode == 0
+            variables |= {"endpoint_install_method": "none", "endpoint_executable": f"{home}/gce/bin/{GCE.name}"}
+            expected = f"belongs to {login}"
+            marker = home.parent / "never-made"
         else:
             fake = home / "gce"
             marker = home.parent / "ran"
@@ -227,7 +235,7 @@ def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> N
                 as_user(login, f"printf '#!/bin/sh\\nid -u > {marker}\\n' > {fake} && chmod 755 {fake}").returncode == 0
             )
             variables |= {"endpoint_install_method": "none", "endpoint_executable": str(fake)}
-            expected = f"owned by {login}"
+            expected = f"belongs to {login}"
         result = run_role(tmp_path, "endpoint", variables)
         output = result.stdout + result.stderr
         assert result.returncode != 0, output

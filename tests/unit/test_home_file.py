@@ -18,6 +18,7 @@ def home_file(home: Path, path: str, check: bool = False, **params: object) -> d
     defaults = {"state": "file", "content": None, "src": None, "mode": "0644", "parents_mode": "0755"}
     module = SimpleNamespace(params={**defaults, "home": str(home), "owner": OWNER, "path": path, **params})
     module.check_mode = check
+    module._diff = True
     return run(module)  # type: ignore[arg-type]
 
 
@@ -83,15 +84,58 @@ def test_a_fifo_is_read_as_nothing_without_blocking(home: Path) -> None:
     assert done["content"] == "" and done["exists"] is False
 
 
-def test_read_gives_content_and_checksum_and_nothing_for_a_missing_file(home: Path) -> None:
-    home_file(home, "d/f", content="hello\n")
+def test_read_gives_content_and_its_json_and_nothing_for_a_missing_file(home: Path) -> None:
+    home_file(home, "d/f", content='{"files": ["a"]}\n')
     result = home_file(home, "d/f", state="read")
-    assert (result["content"], result["exists"]) == ("hello\n", True)
-    assert result["checksum"] == "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+    assert (result["exists"], result["json"]) == (True, {"files": ["a"]})
+    home_file(home, "d/g", content="not json\n")
+    assert home_file(home, "d/g", state="read")["json"] == {}
     assert home_file(home, "x/y", state="read")["exists"] is False
+
+
+def test_a_huge_sparse_file_is_neither_read_nor_held(home: Path) -> None:
+    with open(home / "uvx", "wb") as f:
+        f.truncate(1 << 36)
+    assert home_file(home, "uvx", state="read")["exists"] is False
+    assert home_file(home, "uvx", content="small\n")["changed"]
+    assert (home / "uvx").read_text() == "small\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another account")
+def test_another_accounts_file_moved_into_the_home_is_never_shown(home: Path) -> None:
+    secret = home / "uv.json"
+    secret.write_text('{"secret": "hunter2"}\n')
+    os.chown(secret, 65534, 65534)
+    secret.chmod(0o600)
+    assert home_file(home, "uv.json", state="read") == {
+        "changed": False,
+        "file": str(secret),
+        "exists": False,
+        "content": "",
+        "json": {},
+    }
+    result = home_file(home, "uv.json", content="{}\n")
+    assert "hunter2" not in str(result) and secret.read_text() == "{}\n"
 
 
 @pytest.mark.parametrize("path", ["../etc/passwd", "/etc/passwd", "a/../b", "a//b", ""])
 def test_paths_that_leave_the_home_are_refused(home: Path, path: str) -> None:
     with pytest.raises(Refused, match="relative path below the home"):
         home_file(home, path, content="x")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand a directory to another account")
+def test_a_directory_swapped_in_while_it_is_made_is_not_handed_over(home: Path, monkeypatch) -> None:
+    from ansible_collections.hpc.globus_compute.plugins.modules import home_file as module
+
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swap(name, mode=0o777, *, dir_fd=None):
+        # The account renames a directory of another's into the new name's place.
+        real_mkdir(name, mode, dir_fd=dir_fd)
+        os.chown(name, 65534, 65534, dir_fd=dir_fd)
+
+    monkeypatch.setattr(module.os, "mkdir", mkdir_then_swap)
+    with pytest.raises(Refused, match="replaced while it was being made"):
+        home_file(home, ".local/bin/uv", content="x")
+    assert (home / ".local").stat().st_uid == 65534
