@@ -34,6 +34,24 @@ def _show(value: object) -> str:
     return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
+def _numbers_for_strings(name: str, spec: dict, value: object) -> list[str]:
+    """YAML reads 3.10 as the float 3.1, which the spec turns into the string "3.1"
+    without a word: a float where a string is expected is refused, wherever it is."""
+    kind = spec.get("type", "str")
+    if kind == "str" and isinstance(value, float):
+        return [f"{name} = {value!r}: a number where a string is expected; quote it (YAML reads 3.10 as 3.1)"]
+    found = []
+    if kind == "list" and isinstance(value, list):
+        element = {"type": spec.get("elements", "str"), "options": spec.get("options")}
+        for index, item in enumerate(value):
+            found += _numbers_for_strings(f"{name}[{index}]", element, item)
+    elif spec.get("options") and isinstance(value, dict):
+        for key, option in spec["options"].items():
+            if key in value:
+                found += _numbers_for_strings(f"{name}.{key}", option, value[key])
+    return found
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = False
@@ -67,6 +85,8 @@ class ActionModule(ActionBase):
                     values[name] = templar.template(variables[name])
                 except AnsibleError as error:
                     problems.append(f"{name}: its value does not template: {error.message}")
+        for name, value in values.items():
+            problems += _numbers_for_strings(name, options[name], value)
         # Spec defaults are documentation here (defaults/main.yml holds the values).
         spec = {name: {k: v for k, v in option.items() if k != "default"} for name, option in options.items()}
         checked = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
@@ -91,7 +111,7 @@ class ActionModule(ActionBase):
             problems.append(f"{name} = {shown}: {reason}; allowed: {allowed}")
 
         typed = {}
-        if not checked.error_messages:
+        if not problems:
             typed = {
                 "__" + name: checked.validated_parameters[name]
                 for name, option in options.items()
