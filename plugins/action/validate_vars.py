@@ -23,6 +23,9 @@ from ansible.plugins.action import ActionBase
 COLLECTION = Path(__file__).resolve().parents[2]
 # Types whose value differs from what `-e key=value` or a quoted YAML scalar gives.
 TYPED = {"bool", "int", "float", "list", "dict"}
+# Shell code, taken as written: bash's ${#ARR[@]} must not be read as a Jinja
+# comment. Returned untemplated (and untrusted, so never templated later).
+VERBATIM = {"python_envs_worker_init_prefix"}
 SHOWN = 120
 
 
@@ -80,7 +83,10 @@ class ActionModule(ActionBase):
 
         values = {}
         for name in options:
-            if name in variables:
+            if name in VERBATIM and isinstance(variables.get(name), str):
+                # A new str carries no "trusted as template" tag.
+                values[name] = variables[name].encode().decode()
+            elif name in variables:
                 try:
                     values[name] = templar.template(variables[name])
                 except AnsibleError as error:
@@ -115,7 +121,7 @@ class ActionModule(ActionBase):
             typed = {
                 "__" + name: checked.validated_parameters[name]
                 for name, option in options.items()
-                if option.get("type", "str") in TYPED and name in checked.validated_parameters
+                if (option.get("type", "str") in TYPED or name in VERBATIM) and name in checked.validated_parameters
             }
         return problems, typed
 

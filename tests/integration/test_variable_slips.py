@@ -9,10 +9,13 @@ take effect with their type.
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from role_runner import ROOT, assert_fails_with, checksums, run_playbook, run_role
 
 UV = str(ROOT / ".venv" / "bin" / "uv")
@@ -211,3 +214,32 @@ def test_site_checks_every_role_before_any_changes(site: Path) -> None:
     assert_refused(result, site, before, "endpoint_amqp_port", '"amqp"', "not an int")
     # The rollout never started: the refusal came from the first play.
     assert "PLAY [Roll out" not in result.stdout
+
+
+def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
+    prefix = 'ARR=(a b); echo "${#ARR[@]} {{ not ansible }} {% raw %}"'
+    result = run_role(
+        site.parent,
+        "python_envs",
+        {**python_envs_vars(site), "python_envs_worker_init_prefix": prefix},
+        args=["--tags=python_envs_runtime"],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    runtime = site / "runtime"
+    # The endpoint's own renderer gives the prefix back, as written, in worker_init.
+    (site.parent / "runtime.json").write_text(json.dumps({"python_version": "3.11.9", "globus_compute_sdk_version": "4.19.0"}))
+    rendered = subprocess.run(
+        [
+            str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
+            "render-user-config",
+            *("-t", str(runtime / "user_config_template.yaml.j2")),
+            *("-s", str(runtime / "user_config_schema.json")),
+            *("--user-runtime", str(site.parent / "runtime.json")),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(site.parent / "gcuser")},
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    worker_init = yaml.safe_load(rendered.stdout)["engine"]["provider"]["worker_init"]
+    assert worker_init.startswith(prefix + "\n"), worker_init
