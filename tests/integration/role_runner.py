@@ -18,6 +18,7 @@ def run_role(
     variables: dict[str, object],
     tasks_from: str = "main",
     args: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     playbook = tmp_path / "play.yml"
     playbook.write_text(
@@ -29,16 +30,20 @@ def run_role(
         # Reached whatever --tags says; the role's tasks keep their own tags.
         "      tags: [always]\n"
     )
-    return run_playbook(tmp_path, str(playbook), variables, args)
+    return run_playbook(tmp_path, str(playbook), variables, args, env)
 
 
 def run_playbook(
-    tmp_path: Path, playbook: str, variables: dict[str, object], args: list[str] | None = None
+    tmp_path: Path,
+    playbook: str,
+    variables: dict[str, object],
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs a playbook (a path, or a name such as hpc.globus_compute.site); args are
     further ansible-playbook arguments, e.g. ["-e", "key=value"] as an admin types them."""
     extra = {"ansible_python_interpreter": sys.executable, **variables}
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"), "NO_COLOR": "1"}
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"), "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", json.dumps(extra), *(args or [])],
         capture_output=True,
