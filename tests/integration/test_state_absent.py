@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from role_runner import ROOT, checksums, run_role
+from test_template_render import deploy_runtime
 
 WHEELHOUSE = Path.home() / ".cache" / "hpc.globus_compute" / "artifacts" / "wheelhouse"
 GCE = ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"
@@ -70,3 +71,37 @@ def test_python_envs_absent_removes_its_empty_directories_only(tmp_path: Path) -
     # An empty runtime directory is removed; nothing outside it is touched.
     assert not (site / "runtime").exists()
     assert set(checksums(site)) == set(before) - {"runtime"}
+
+
+def test_endpoint_absent_removes_what_it_made(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (tmp_path / "runtime").mkdir()
+    runtime = deploy_runtime(tmp_path / "runtime")
+    (site / "facts").mkdir(parents=True)
+    (site / "facts" / "other.fact").write_text("{}\n")
+    variables = {
+        "endpoint_owner": getpass.getuser(),
+        "endpoint_mode": "single_user",
+        "endpoint_install_method": "none",
+        "endpoint_executable": str(GCE),
+        "endpoint_config_dir": str(site / "gc" / "hpc"),
+        "endpoint_user_config_template_src": str(runtime / "user_config_template.yaml.j2"),
+        "endpoint_user_config_schema_src": str(runtime / "user_config_schema.json"),
+        "endpoint_facts_dir": str(site / "facts"),
+        "endpoint_service": False,
+    }
+    before, runtime_before, gce_before = checksums(site), checksums(runtime), checksums(GCE.parent)
+
+    made = run_role(tmp_path, "endpoint", variables)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert (site / "gc" / "hpc" / "config.yaml").is_file()
+
+    removed = run_role(tmp_path, "endpoint", {**variables, "endpoint_state": "absent"})
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert checksums(site) == before
+    # What the role did not make (an existing install, the template's source) is untouched.
+    assert checksums(runtime) == runtime_before
+    assert checksums(GCE.parent) == gce_before
+
+    again = run_role(tmp_path, "endpoint", {**variables, "endpoint_state": "absent"})
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
