@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from role_runner import ROOT, assert_fails_with, checksums, run_playbook, run_role
+from test_template_render import deploy_runtime
 
 UV = str(ROOT / ".venv" / "bin" / "uv")
 
@@ -243,3 +244,74 @@ def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
     assert rendered.returncode == 0, rendered.stderr
     worker_init = yaml.safe_load(rendered.stdout)["engine"]["provider"]["worker_init"]
     assert worker_init.startswith(prefix + "\n"), worker_init
+
+
+@NEEDS_ROOT
+@pytest.mark.parametrize(
+    ("mapping", "samples", "shown"),
+    [
+        (
+            # The endpoint's mapper takes [ ] and + literally: this maps nobody.
+            [{"source": "{username}", "match": "(adm[a-z]+)@example\\.org", "output": "{0}"}],
+            [{"identity": {"username": "admin@example.org"}, "user": "admin"}],
+            ["endpoint_identity_mapping_samples", '"admin@example.org"', "maps to null, not \"admin\""],
+        ),
+        (
+            [{"source": "{username}", "match": "(unclosed@example\\.org", "output": "{0}"}],
+            [],
+            ["endpoint_identity_mapping:", "(identity_mapping.json)", "unterminated subpattern"],
+        ),
+    ],
+    ids=["sample-maps-nobody", "mapping-does-not-compile"],
+)
+def test_a_mapping_the_endpoint_refuses_names_it_and_changes_nothing(
+    site: Path, mapping: list, samples: list, shown: list[str]
+) -> None:
+    runtime = deploy_runtime(site.parent)
+    before = checksums(site)
+    variables = {
+        **endpoint_vars(site),
+        "endpoint_install_method": "none",
+        "endpoint_executable": str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
+        "endpoint_user_config_template_src": str(runtime / "user_config_template.yaml.j2"),
+        "endpoint_user_config_schema_src": str(runtime / "user_config_schema.json"),
+        "endpoint_identity_mapping": mapping,
+        "endpoint_identity_mapping_samples": samples,
+    }
+    result = run_role(site.parent, "endpoint", variables)
+    assert_refused(result, site, before, *shown)
+
+
+@NEEDS_ROOT
+def test_samples_that_map_as_stated_pass(site: Path) -> None:
+    runtime = deploy_runtime(site.parent)
+    variables = {
+        **endpoint_vars(site),
+        "endpoint_install_method": "none",
+        "endpoint_executable": str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
+        "endpoint_user_config_template_src": str(runtime / "user_config_template.yaml.j2"),
+        "endpoint_user_config_schema_src": str(runtime / "user_config_schema.json"),
+        "endpoint_identity_mapping": [{"source": "{username}", "match": "(adm.*)@example\\.org", "output": "{0}"}],
+        "endpoint_identity_mapping_samples": [
+            {"identity": {"username": "admin@example.org"}, "user": "admin"},
+            {"identity": {"username": "mallory@elsewhere.org"}, "user": None},
+        ],
+    }
+    result = run_role(site.parent, "endpoint", variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (site / "gc" / "hpc" / "identity_mapping.json").is_file()
+
+
+@pytest.mark.parametrize("role", ["uv", "python_envs", "endpoint"])
+def test_the_documented_example_passes_validation(tmp_path: Path, role: str) -> None:
+    page = (ROOT / "docs" / "roles" / f"{role}.md").read_text()
+    example = page.split("Example (every variable at its default; set only what differs):", 1)[1]
+    play = yaml.safe_load(example.split("```yaml\n", 1)[1].split("```", 1)[0])
+    variables = play[0]["roles"][0]["vars"]
+    (tmp_path / "vars.yml").write_text(yaml.safe_dump(variables))
+    (tmp_path / "check.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        f"    - hpc.globus_compute.validate_vars:\n        roles: [{role}]\n"
+    )
+    result = run_playbook(tmp_path, str(tmp_path / "check.yml"), {}, args=["-e", f"@{tmp_path / 'vars.yml'}"])
+    assert result.returncode == 0, result.stdout + result.stderr
