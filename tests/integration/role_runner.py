@@ -43,7 +43,12 @@ def run_playbook(
     """Runs a playbook (a path, or a name such as hpc.globus_compute.site); args are
     further ansible-playbook arguments, e.g. ["-e", "key=value"] as an admin types them."""
     extra = {"ansible_python_interpreter": sys.executable, **variables}
-    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"), "NO_COLOR": "1", **(env or {})}
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
+        "NO_COLOR": "1",
+        **(env or {}),
+    }
     return subprocess.run(
         ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", json.dumps(extra), *(args or [])],
         capture_output=True,

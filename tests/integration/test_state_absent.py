@@ -33,7 +33,9 @@ def python_envs_vars(site: Path) -> dict[str, object]:
     }
 
 
-@pytest.mark.skipif(not WHEELHOUSE.is_dir() or not PYTHON.exists(), reason="needs the offline wheelhouse and python3.11")
+@pytest.mark.skipif(
+    not WHEELHOUSE.is_dir() or not PYTHON.exists(), reason="needs the offline wheelhouse and python3.11"
+)
 def test_python_envs_absent_removes_what_it_made(tmp_path: Path) -> None:
     site = tmp_path / "site"
     (site / "runtime").mkdir(parents=True)

@@ -156,7 +156,9 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
     shim.write_text("#!/bin/sh\necho 'pyenv: python3.11: command not found' >&2\nexit 127\n")
     shim.chmod(0o755)
     before = checksums(site)
-    result = run_role(site.parent, "python_envs", {**python_envs_vars(site), "python_envs_interpreter_paths": {"3.11": str(shim)}})
+    result = run_role(
+        site.parent, "python_envs", {**python_envs_vars(site), "python_envs_interpreter_paths": {"3.11": str(shim)}}
+    )
     assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "does not run")
 
 
@@ -228,7 +230,9 @@ def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     runtime = site / "runtime"
     # The endpoint's own renderer gives the prefix back, as written, in worker_init.
-    (site.parent / "runtime.json").write_text(json.dumps({"python_version": "3.11.9", "globus_compute_sdk_version": "4.19.0"}))
+    (site.parent / "runtime.json").write_text(
+        json.dumps({"python_version": "3.11.9", "globus_compute_sdk_version": "4.19.0"})
+    )
     rendered = subprocess.run(
         [
             str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
@@ -254,7 +258,7 @@ def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
             # The endpoint's mapper takes [ ] and + literally: this maps nobody.
             [{"source": "{username}", "match": "(adm[a-z]+)@example\\.org", "output": "{0}"}],
             [{"identity": {"username": "admin@example.org"}, "user": "admin"}],
-            ["endpoint_identity_mapping_samples", '"admin@example.org"', "maps to null, not \"admin\""],
+            ["endpoint_identity_mapping_samples", '"admin@example.org"', 'maps to null, not "admin"'],
         ),
         (
             [{"source": "{username}", "match": "(unclosed@example\\.org", "output": "{0}"}],

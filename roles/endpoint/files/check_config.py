@@ -33,8 +33,6 @@ def main(staged: Path, name: str) -> None:
         return
 
 
-
-
 def check_mapping(staged: Path) -> None:
     from globus_compute_endpoint.endpoint.identity_mapper import PosixIdentityMapper
 
