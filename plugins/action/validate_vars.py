@@ -15,7 +15,7 @@ import difflib
 import json
 from pathlib import Path
 
-from ansible.errors import AnsibleError
+from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import ArgumentTypeError
 from ansible.plugins.action import ActionBase
@@ -66,7 +66,7 @@ class ActionModule(ActionBase):
             raise AnsibleError(f"validate_vars: {role!r} is not a role of hpc.globus_compute ({path} is missing)")
         return self._loader.load_from_file(str(path), trusted_as_template=True) or {}
 
-    def _check_role(self, role: str, task_vars: dict) -> tuple[list[str], dict]:
+    def _check_role(self, role: str, task_vars: dict, defer_undefined: bool) -> tuple[list[str], dict]:
         options = self._load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
         defaults = self._load(role, "defaults/main.yml")
         variables = {**defaults, **task_vars}
@@ -90,6 +90,10 @@ class ActionModule(ActionBase):
                 try:
                     values[name] = templar.template(variables[name])
                 except AnsibleError as error:
+                    # Before facts are gathered (site.yml's first play), a value
+                    # made of facts is checked by the role itself, later.
+                    if defer_undefined and isinstance(error, AnsibleUndefinedVariable):
+                        continue
                     problems.append(f"{name}: its value does not template: {error.message}")
         for name, value in values.items():
             problems += _numbers_for_strings(name, options[name], value)
@@ -132,8 +136,9 @@ class ActionModule(ActionBase):
             raise AnsibleError("validate_vars: roles must be a list of role names of hpc.globus_compute")
         problems: list[str] = []
         facts: dict = {}
+        defer = bool(self._task.args.get("defer_undefined"))
         for role in roles:
-            found, typed = self._check_role(str(role), dict(task_vars or {}))
+            found, typed = self._check_role(str(role), dict(task_vars or {}), defer)
             problems += found
             facts.update(typed)
         if problems:

@@ -23,6 +23,12 @@ options:
     type: list
     elements: str
     required: true
+  defer_undefined:
+    description:
+      - Leave out of the check a value that uses a variable not defined yet (a fact, before facts are gathered);
+        the role checks it itself when it runs. Without it, such a value fails naming the variable.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
