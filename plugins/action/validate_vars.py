@@ -60,15 +60,16 @@ class ActionModule(ActionBase):
     _requires_connection = False
     _supports_check_mode = True
 
-    def _load(self, role: str, part: str) -> dict:
+    def _load(self, role: str, part: str, trusted: bool) -> dict:
         path = COLLECTION / "roles" / role / part
         if not path.is_file():
             raise AnsibleError(f"validate_vars: {role!r} is not a role of hpc.globus_compute ({path} is missing)")
-        return self._loader.load_from_file(str(path), trusted_as_template=True) or {}
+        return self._loader.load_from_file(str(path), trusted_as_template=trusted) or {}
 
     def _check_role(self, role: str, task_vars: dict, defer_undefined: bool) -> tuple[list[str], dict]:
-        options = self._load(role, "meta/argument_specs.yml")["argument_specs"]["main"]["options"]
-        defaults = self._load(role, "defaults/main.yml")
+        # The spec is data; only defaults/main.yml holds templates.
+        options = self._load(role, "meta/argument_specs.yml", False)["argument_specs"]["main"]["options"]
+        defaults = self._load(role, "defaults/main.yml", True)
         variables = {**defaults, **task_vars}
         templar = self._templar.copy_with_new_env(available_variables=variables)
         problems: list[str] = []

@@ -67,3 +67,24 @@ def test_the_guard_sees_a_raw_read() -> None:
     assert "python_envs_prune" in expression_text(ROOT / "roles" / "python_envs" / "tasks" / "main.yml").replace(
         "__python_envs_prune", "python_envs_prune"
     )
+
+
+@pytest.mark.parametrize("role", ["uv", "python_envs", "endpoint"])
+def test_spec_descriptions_hold_no_template(role: str) -> None:
+    # Ansible templates the spec it validates against: a `{{`, `{%` or `{#` in a
+    # description stops every run of the role that does not turn its check off.
+    spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+
+    def descriptions(node: object):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description":
+                    yield from value if isinstance(value, list) else [value]
+                else:
+                    yield from descriptions(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from descriptions(item)
+
+    found = [text for text in descriptions(spec) if re.search(r"\{[{%#]", str(text))]
+    assert not found, found
