@@ -16,7 +16,7 @@ description:
   - Returns, as facts named C(__<variable>), the converted value of every option whose type is not a string, so
     that C(-e python_envs_prune=true) is the boolean V(true). The roles read these facts.
 version_added: 0.3.0
-author: hpc.globus_compute maintainers
+author: hpc.globus_compute maintainers (@hpc-globus-compute)
 options:
   roles:
     description: The roles of hpc.globus_compute whose variables are checked (C(uv), C(python_envs), C(endpoint)).
@@ -31,10 +31,14 @@ options:
     default: false
 attributes:
   check_mode:
+    description: Runs in check mode and returns the same result.
     support: full
   diff_mode:
+    description: Nothing on the host is changed, so there is no diff.
     support: none
   platform:
+    description: Runs on the controller only.
+    support: full
     platforms: all
 """
 
