@@ -62,7 +62,9 @@ def reference(role: str, specs: dict, defaults: dict) -> str:
                 text += " Choices: " + ", ".join(shown(c) for c in option["choices"]) + "."
             default = "required" if option.get("required") else shown(option.get("default", defaults.get(name)))
             lines.append(f"| `{name}` | {kind(option)} | {default} | {text} |")
-        example = {k: o.get("default", defaults.get(k)) for k, o in spec.get("options", {}).items()}
+        # The values of defaults/main.yml, which a copy must pass validation with
+        # (a spec default may be prose, such as "first entry of python_envs_matrix").
+        example = {k: defaults.get(k, o.get("default")) for k, o in spec.get("options", {}).items()}
         lines += ["", "Example (every variable at its default; set only what differs):", "", "```yaml"]
         lines += ["- hosts: all", "  roles:", f"    - role: hpc.globus_compute.{role}", "      vars:"]
         dumped = yaml.safe_dump(example, sort_keys=False, default_flow_style=False, width=100)

@@ -38,9 +38,11 @@ def deploy_runtime(dest: Path, **variables: object) -> Path:
             "python_envs_owner": getpass.getuser(),
             "python_envs_group": grp.getgrgid(os.getgid()).gr_name,
             "python_envs_user_builds": False,
+            "python_envs_uv": str(role_runner.ROOT / ".venv" / "bin" / "uv"),
             **variables,
         },
-        tasks_from="runtime.yml",
+        # The role's checks, then its runtime; nothing is built.
+        args=["--tags=python_envs_runtime"],
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return dest / "runtime"

@@ -1,11 +1,14 @@
 """Checks a staged endpoint directory with the endpoint's own loaders.
 
     <endpoint python> check_config.py STAGED_DIR config.yaml
+    <endpoint python> check_config.py STAGED_DIR identity_mapping.json
     <endpoint python> check_config.py STAGED_DIR rendered.yaml
 
 config.yaml is loaded as the endpoint loads its own configuration (unknown
-fields and missing paths are errors), with the identity mapping next to it.
-rendered.yaml, what render-user-config made of the staged template, is loaded
+fields and missing paths are errors). identity_mapping.json is loaded by the
+endpoint's identity mapper, which then maps each sample identity of
+identity_samples.json ([{"identity": {...}, "user": "name" or null}]) and
+must give the user it names. rendered.yaml, what render-user-config made of the staged template, is loaded
 as a user endpoint would load it (engine and provider fields included). Any
 failure is printed as one line and exits 1.
 """
@@ -29,17 +32,33 @@ def main(staged: Path, name: str) -> None:
             raise ValueError("the rendered user config has no engine")
         return
 
-    mapping = staged / "identity_mapping.json"
-    if mapping.exists():
-        from globus_identity_mapping.loader import load_mappers
 
-        if not load_mappers(json.loads(mapping.read_text())):
-            raise ValueError("the identity mapping defines no usable mapper")
+def check_mapping(staged: Path) -> None:
+    from globus_compute_endpoint.endpoint.identity_mapper import PosixIdentityMapper
+
+    mapper = PosixIdentityMapper(staged / "identity_mapping.json", "hpc-globus-compute-check")
+    mapper.stop_watching()
+    if not mapper.identity_mappings:
+        raise ValueError("it defines no usable mapper")
+    samples = staged / "identity_samples.json"
+    for sample in json.loads(samples.read_text()) if samples.exists() else []:
+        # As the endpoint does: the first mapper that maps the identity decides.
+        found = next(filter(None, (m.map_identity(sample["identity"]) for m in mapper.identity_mappings)), None)
+        # null (or an empty name): the identity must map to nobody.
+        wanted = sample.get("user") or None
+        if found != wanted:
+            raise ValueError(
+                f"endpoint_identity_mapping_samples: {json.dumps(sample['identity'])} maps to "
+                f"{json.dumps(found)}, not {json.dumps(wanted)}"
+            )
 
 
 if __name__ == "__main__":
     try:
-        main(Path(sys.argv[1]), sys.argv[2])
+        if sys.argv[2] == "identity_mapping.json":
+            check_mapping(Path(sys.argv[1]))
+        else:
+            main(Path(sys.argv[1]), sys.argv[2])
     except Exception as err:  # every failure is reported the same way
         print(f"{type(err).__name__}: {err}".replace("\n", " "), file=sys.stderr)
         sys.exit(1)

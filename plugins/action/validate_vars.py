@@ -1,0 +1,152 @@
+# Copyright: hpc.globus_compute maintainers
+# Apache License 2.0 (see LICENSE)
+"""Check the variables of the collection's roles against their argument specs; return typed values.
+
+Ansible's own role validation converts values to check them, then lets the role
+use the raw ones: ``-e python_envs_prune=true`` passes as a boolean and is used
+as the string "true". Extra vars outrank every fact, so the typed values cannot
+replace the variables themselves: they are returned as ``__<variable>`` facts,
+which the roles read for every option whose type is not a string.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+
+from ansible.errors import AnsibleError, AnsibleUndefinedVariable
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import ArgumentTypeError
+from ansible.plugins.action import ActionBase
+
+COLLECTION = Path(__file__).resolve().parents[2]
+# Types whose value differs from what `-e key=value` or a quoted YAML scalar gives.
+TYPED = {"bool", "int", "float", "list", "dict"}
+# Shell code, taken as written: bash's ${#ARR[@]} must not be read as a Jinja
+# comment. Returned untemplated (and untrusted, so never templated later).
+VERBATIM = {"python_envs_worker_init_prefix"}
+SHOWN = 120
+
+
+def _show(value: object) -> str:
+    try:
+        text = json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
+def _numbers_for_strings(name: str, spec: dict, value: object) -> list[str]:
+    """YAML reads 3.10 as the float 3.1, which the spec turns into the string "3.1"
+    without a word: a float where a string is expected is refused, wherever it is."""
+    kind = spec.get("type", "str")
+    if kind == "str" and isinstance(value, float):
+        return [f"{name} = {value!r}: a number where a string is expected; quote it (YAML reads 3.10 as 3.1)"]
+    found = []
+    if kind == "list" and isinstance(value, list):
+        element = {"type": spec.get("elements", "str"), "options": spec.get("options")}
+        for index, item in enumerate(value):
+            found += _numbers_for_strings(f"{name}[{index}]", element, item)
+    elif spec.get("options") and isinstance(value, dict):
+        for key, option in spec["options"].items():
+            if key in value:
+                found += _numbers_for_strings(f"{name}.{key}", option, value[key])
+    return found
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+    _supports_check_mode = True
+
+    def _load(self, role: str, part: str, trusted: bool) -> dict:
+        path = COLLECTION / "roles" / role / part
+        if not path.is_file():
+            raise AnsibleError(f"validate_vars: {role!r} is not a role of hpc.globus_compute ({path} is missing)")
+        return self._loader.load_from_file(str(path), trusted_as_template=trusted) or {}
+
+    def _check_role(self, role: str, task_vars: dict, defer_undefined: bool) -> tuple[list[str], dict]:
+        # The spec is data; only defaults/main.yml holds templates.
+        options = self._load(role, "meta/argument_specs.yml", False)["argument_specs"]["main"]["options"]
+        defaults = self._load(role, "defaults/main.yml", True)
+        variables = {**defaults, **task_vars}
+        templar = self._templar.copy_with_new_env(available_variables=variables)
+        problems: list[str] = []
+
+        # A name with the role's prefix that the role does not know is a slip
+        # that would otherwise be ignored silently.
+        prefix = role + "_"
+        for name in sorted(n for n in task_vars if n.startswith(prefix) and n not in options):
+            close = difflib.get_close_matches(name, list(options), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"see the options of hpc.globus_compute.{role}"
+            problems.append(f"{name} is not a variable of hpc.globus_compute.{role}: {hint}")
+
+        values = {}
+        for name in options:
+            if name in VERBATIM and isinstance(variables.get(name), str):
+                # A new str carries no "trusted as template" tag.
+                values[name] = variables[name].encode().decode()
+            elif name in variables:
+                try:
+                    values[name] = templar.template(variables[name])
+                except AnsibleError as error:
+                    # Before facts are gathered (site.yml's first play), a value
+                    # made of facts is checked by the role itself, later.
+                    if defer_undefined and isinstance(error, AnsibleUndefinedVariable):
+                        continue
+                    problems.append(f"{name}: its value does not template: {error.message}")
+        for name, value in values.items():
+            problems += _numbers_for_strings(name, options[name], value)
+        # Spec defaults are documentation here (defaults/main.yml holds the values).
+        spec = {name: {k: v for k, v in option.items() if k != "default"} for name, option in options.items()}
+        checked = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
+        longest_first = sorted(options, key=len, reverse=True)
+        for error in checked.errors:
+            message = error.error_message
+            name = next((n for n in longest_first if n in message), None)
+            if name is None:
+                problems.append(message)
+                continue
+            option = options[name]
+            shown = "(hidden)" if option.get("no_log") else _show(values.get(name))
+            allowed = option.get("type", "str") + (" of " + option["elements"] if option.get("elements") else "")
+            reason = message.split(". ")[0]
+            if isinstance(error, ArgumentTypeError) and message.startswith(f"argument '{name}'"):
+                kind = option.get("type", "str")
+                reason = ("not an " if kind[0] in "aeiou" else "not a ") + kind
+            if option.get("type") == "bool":
+                allowed = "true or false"
+            if option.get("choices"):
+                reason, allowed = "not allowed", "one of " + ", ".join(map(str, option["choices"]))
+            problems.append(f"{name} = {shown}: {reason}; allowed: {allowed}")
+
+        typed = {}
+        if not problems:
+            typed = {
+                "__" + name: checked.validated_parameters[name]
+                for name, option in options.items()
+                if (option.get("type", "str") in TYPED or name in VERBATIM) and name in checked.validated_parameters
+            }
+        return problems, typed
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        roles = self._task.args.get("roles")
+        if not isinstance(roles, list) or not roles:
+            raise AnsibleError("validate_vars: roles must be a list of role names of hpc.globus_compute")
+        problems: list[str] = []
+        facts: dict = {}
+        defer = bool(self._task.args.get("defer_undefined"))
+        for role in roles:
+            found, typed = self._check_role(str(role), dict(task_vars or {}), defer)
+            problems += found
+            facts.update(typed)
+        if problems:
+            result["failed"] = True
+            result["msg"] = "Nothing was changed; fix these variables first:\n" + "\n".join(problems)
+            return result
+        result["changed"] = False
+        result["ansible_facts"] = facts
+        result["msg"] = f"The variables of {', '.join(map(str, roles))} are valid"
+        return result

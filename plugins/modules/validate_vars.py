@@ -1,0 +1,56 @@
+# Copyright: hpc.globus_compute maintainers
+# Apache License 2.0 (see LICENSE)
+"""Documentation of the validate_vars action (the work is done on the controller)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: validate_vars
+short_description: Check the variables of this collection's roles and return their typed values
+description:
+  - Checks every variable of the named roles against the role's C(meta/argument_specs.yml), with the values of
+    C(defaults/main.yml) under the play's own, with Ansible's C(ArgumentSpecValidator).
+  - Refuses a variable with a role's prefix (C(uv_), C(python_envs_), C(endpoint_)) that the role does not know,
+    naming the closest known variable.
+  - Fails with one short line per problem (variable, value, what is allowed), before anything is changed.
+  - Returns, as facts named C(__<variable>), the converted value of every option whose type is not a string, so
+    that C(-e python_envs_prune=true) is the boolean V(true). The roles read these facts.
+version_added: 0.3.0
+author: hpc.globus_compute maintainers (@hpc-globus-compute)
+options:
+  roles:
+    description: The roles of hpc.globus_compute whose variables are checked (C(uv), C(python_envs), C(endpoint)).
+    type: list
+    elements: str
+    required: true
+  defer_undefined:
+    description:
+      - Leave out of the check a value that uses a variable not defined yet (a fact, before facts are gathered);
+        the role checks it itself when it runs. Without it, such a value fails naming the variable.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Runs in check mode and returns the same result.
+    support: full
+  diff_mode:
+    description: Nothing on the host is changed, so there is no diff.
+    support: none
+  platform:
+    description: Runs on the controller only.
+    support: full
+    platforms: all
+"""
+
+EXAMPLES = r"""
+- name: Check every role's variables before changing anything
+  hpc.globus_compute.validate_vars:
+    roles: [uv, python_envs, endpoint]
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: The typed value of each non-string option, as C(__<variable>).
+  returned: success
+  type: dict
+"""

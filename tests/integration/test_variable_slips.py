@@ -1,0 +1,321 @@
+"""An admin's slips: values typed as `-e key=value`, misspelled names, wrong types.
+
+Each runs the real role (or site.yml) on this machine against an existing
+deployment in a private directory, and checks that a slip fails naming the
+variable, in a short message, with every file unchanged; and that `-e` strings
+take effect with their type.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from role_runner import ROOT, assert_fails_with, checksums, run_playbook, run_role
+from test_template_render import deploy_runtime
+
+UV = str(ROOT / ".venv" / "bin" / "uv")
+
+
+def python_envs_vars(site: Path) -> dict[str, object]:
+    return {
+        "python_envs_runtime_dir": str(site / "runtime"),
+        "python_envs_owner": getpass.getuser(),
+        "python_envs_group": getpass.getuser(),
+        "python_envs_uv": UV,
+        "python_envs_facts_dir": str(site / "facts"),
+    }
+
+
+def endpoint_vars(site: Path) -> dict[str, object]:
+    return {
+        "endpoint_owner": "root",
+        "endpoint_mode": "multi_user",
+        "endpoint_config_dir": str(site / "gc" / "hpc"),
+        "endpoint_install_root": str(site / "install"),
+        "endpoint_bin_dir": str(site / "bin"),
+        "endpoint_facts_dir": str(site / "facts"),
+        "endpoint_service": False,
+        "endpoint_identity_mapping": [{"source": "{username}", "match": "(.*)@example\\.org", "output": "{0}"}],
+    }
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """What an earlier run left: files a refused run must not touch."""
+    site = tmp_path / "site"
+    (site / "runtime").mkdir(parents=True)
+    (site / "runtime" / "worker-env.conf").write_text("WORKER_ENV_USER_BUILDS=true\n")
+    (site / "runtime" / "envs").mkdir()
+    (site / "gc" / "hpc").mkdir(parents=True)
+    (site / "gc" / "hpc" / "config.yaml").write_text("display_name: hpc\n")
+    (site / "facts").mkdir()
+    return site
+
+
+def assert_refused(result, site: Path, before: dict[str, str], *shown: str) -> None:
+    assert_fails_with(result, *shown)
+    output = result.stdout + result.stderr
+    # One short line names the variable; never the whole argument spec.
+    assert "argument_spec_data" not in output
+    assert any(shown[0] in line and len(line) < 400 for line in output.splitlines()), output
+    assert checksums(site) == before
+
+
+NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint is deployed by root")
+
+
+@pytest.mark.parametrize(
+    ("role", "variables", "args", "shown"),
+    [
+        ("python_envs", {"python_envs_user_packages": "numpy scipy"}, [], ["python_envs_user_packages", "numpy scipy"]),
+        (
+            "python_envs",
+            {"python_envs_matix": [{"python": "3.12", "endpoint": "4.19.0"}]},
+            [],
+            ["python_envs_matix", "did you mean python_envs_matrix?"],
+        ),
+        ("python_envs", {}, ["-e", "python_envs_prune=perhaps"], ["python_envs_prune", '"perhaps"', "not a bool"]),
+        ("python_envs", {}, ["-e", "python_envs_user_envs_max=ten"], ["python_envs_user_envs_max", '"ten"']),
+        (
+            "python_envs",
+            {"python_envs_matrix": [{"python": 3.1, "endpoint": "4.19.0"}]},
+            [],
+            ["python_envs_matrix[0].python = 3.1", "quote it"],
+        ),
+        ("uv", {"uv_scop": "user"}, [], ["uv_scop", "did you mean uv_scope?"]),
+        (
+            "endpoint",
+            {"endpoint_identity_maping": [{"source": "{username}", "match": "(.*)", "output": "{0}"}]},
+            [],
+            ["endpoint_identity_maping", "did you mean endpoint_identity_mapping?"],
+        ),
+        ("endpoint", {"endpoint_identity_mapping": []}, [], ["endpoint_identity_mapping", "maps nobody"]),
+        ("endpoint", {}, ["-e", "endpoint_mode=both"], ["endpoint_mode", '"both"', "multi_user, single_user"]),
+        (
+            "endpoint",
+            {"endpoint_user_environment": {"UV_INDEX_URL": None}},
+            [],
+            ["endpoint_user_environment", "UV_INDEX_URL", "null", '"None"'],
+        ),
+        (
+            "endpoint",
+            {"endpoint_user_environment": {"UV_CONFIG": {"offline": True}}},
+            [],
+            ["endpoint_user_environment", "UV_CONFIG"],
+        ),
+        (
+            "endpoint",
+            {"endpoint_service": True, "endpoint_service_state": "started"},
+            [],
+            ["endpoint_service_state", "/run/systemd/system"],
+        ),
+    ],
+    ids=[
+        "string-for-list",
+        "misspelled-matrix",
+        "cli-not-a-bool",
+        "cli-not-an-int",
+        "python-as-number",
+        "misspelled-uv",
+        "misspelled-mapping",
+        "no-mapping",
+        "cli-bad-choice",
+        "null-environment",
+        "nested-environment",
+        "service-without-systemd",
+    ],
+)
+def test_a_slip_fails_naming_the_variable_and_changes_nothing(
+    site: Path, role: str, variables: dict, args: list[str], shown: list[str]
+) -> None:
+    if role == "endpoint" and os.geteuid() != 0:
+        pytest.skip("a multi-user endpoint is deployed by root")
+    if "service_state" in str(variables) and (
+        Path("/run/systemd/system").is_dir() or not Path("/etc/systemd/system").is_dir()
+    ):
+        pytest.skip("needs /etc/systemd/system without a running systemd")
+    base = {
+        "python_envs": python_envs_vars(site),
+        "endpoint": endpoint_vars(site),
+        "uv": {"uv_scope": "system", "uv_bin_dir": str(site / "bin"), "uv_controller_cache_dir": str(site / "cache")},
+    }[role]
+    before = checksums(site)
+    result = run_role(site.parent, role, {**base, **variables}, args=args)
+    assert_refused(result, site, before, *shown)
+
+
+def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
+    shim = site.parent / "shims" / "python3.11"
+    shim.parent.mkdir()
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.11: command not found' >&2\nexit 127\n")
+    shim.chmod(0o755)
+    before = checksums(site)
+    result = run_role(
+        site.parent, "python_envs", {**python_envs_vars(site), "python_envs_interpreter_paths": {"3.11": str(shim)}}
+    )
+    assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "does not run")
+
+
+def test_strings_from_the_command_line_take_effect(site: Path) -> None:
+    result = run_role(
+        site.parent,
+        "python_envs",
+        python_envs_vars(site),
+        args=[
+            "--tags=python_envs_runtime",
+            *("-e", "python_envs_user_builds=false"),
+            *("-e", "python_envs_user_requirements=no"),
+            *("-e", "python_envs_user_packages=numpy,scipy>=1.14"),
+            *("-e", "python_envs_user_envs_max=3"),
+        ],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    conf = (site / "runtime" / "worker-env.conf").read_text()
+    assert "WORKER_ENV_USER_BUILDS=false\n" in conf
+    assert "WORKER_ENV_USER_REQUIREMENTS=false\n" in conf
+    assert "WORKER_ENV_EXTRA_PACKAGES=(numpy 'scipy>=1.14')\n" in conf
+    assert "WORKER_ENV_USER_ENVS_MAX=3\n" in conf
+
+
+def test_prune_from_the_command_line_runs(site: Path) -> None:
+    # A published environment that left the matrix; check mode shows it would go.
+    (site / "runtime" / "envs" / "py3.9-gce2.0.0").symlink_to(".builds/py3.9-gce2.0.0-0")
+    before = checksums(site)
+    result = run_role(
+        site.parent,
+        "python_envs",
+        python_envs_vars(site),
+        args=["--check", "--tags=python_envs_build", "-e", "python_envs_prune=true"],
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Unpublish environments that left the matrix" in output
+    assert "changed: [localhost] => (item=py3.9-gce2.0.0)" in output
+    assert checksums(site) == before
+
+
+@NEEDS_ROOT
+def test_site_checks_every_role_before_any_changes(site: Path) -> None:
+    variables = {
+        **python_envs_vars(site),
+        **endpoint_vars(site),
+        "uv_scope": "system",
+        "uv_bin_dir": str(site / "bin"),
+        "uv_source": "controller",
+        "uv_controller_archive": str(site / "uv.tar.gz"),
+        "uv_controller_cache_dir": str(site / "cache"),
+        "python_envs_interpreter_paths": {},
+    }
+    before = checksums(site)
+    result = run_playbook(site.parent, "hpc.globus_compute.site", variables, args=["-e", "endpoint_amqp_port=amqp"])
+    assert_refused(result, site, before, "endpoint_amqp_port", '"amqp"', "not an int")
+    # The rollout never started: the refusal came from the first play.
+    assert "PLAY [Roll out" not in result.stdout
+
+
+def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
+    prefix = 'ARR=(a b); echo "${#ARR[@]} {{ not ansible }} {% raw %}"'
+    result = run_role(
+        site.parent,
+        "python_envs",
+        {**python_envs_vars(site), "python_envs_worker_init_prefix": prefix},
+        args=["--tags=python_envs_runtime"],
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    runtime = site / "runtime"
+    # The endpoint's own renderer gives the prefix back, as written, in worker_init.
+    (site.parent / "runtime.json").write_text(
+        json.dumps({"python_version": "3.11.9", "globus_compute_sdk_version": "4.19.0"})
+    )
+    rendered = subprocess.run(
+        [
+            str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
+            "render-user-config",
+            *("-t", str(runtime / "user_config_template.yaml.j2")),
+            *("-s", str(runtime / "user_config_schema.json")),
+            *("--user-runtime", str(site.parent / "runtime.json")),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(site.parent / "gcuser")},
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    worker_init = yaml.safe_load(rendered.stdout)["engine"]["provider"]["worker_init"]
+    assert worker_init.startswith(prefix + "\n"), worker_init
+
+
+@NEEDS_ROOT
+@pytest.mark.parametrize(
+    ("mapping", "samples", "shown"),
+    [
+        (
+            # The endpoint's mapper takes [ ] and + literally: this maps nobody.
+            [{"source": "{username}", "match": "(adm[a-z]+)@example\\.org", "output": "{0}"}],
+            [{"identity": {"username": "admin@example.org"}, "user": "admin"}],
+            ["endpoint_identity_mapping_samples", '"admin@example.org"', 'maps to null, not "admin"'],
+        ),
+        (
+            [{"source": "{username}", "match": "(unclosed@example\\.org", "output": "{0}"}],
+            [],
+            ["endpoint_identity_mapping:", "(identity_mapping.json)", "unterminated subpattern"],
+        ),
+    ],
+    ids=["sample-maps-nobody", "mapping-does-not-compile"],
+)
+def test_a_mapping_the_endpoint_refuses_names_it_and_changes_nothing(
+    site: Path, mapping: list, samples: list, shown: list[str]
+) -> None:
+    runtime = deploy_runtime(site.parent)
+    before = checksums(site)
+    variables = {
+        **endpoint_vars(site),
+        "endpoint_install_method": "none",
+        "endpoint_executable": str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
+        "endpoint_user_config_template_src": str(runtime / "user_config_template.yaml.j2"),
+        "endpoint_user_config_schema_src": str(runtime / "user_config_schema.json"),
+        "endpoint_identity_mapping": mapping,
+        "endpoint_identity_mapping_samples": samples,
+    }
+    result = run_role(site.parent, "endpoint", variables)
+    assert_refused(result, site, before, *shown)
+
+
+@NEEDS_ROOT
+def test_samples_that_map_as_stated_pass(site: Path) -> None:
+    runtime = deploy_runtime(site.parent)
+    variables = {
+        **endpoint_vars(site),
+        "endpoint_install_method": "none",
+        "endpoint_executable": str(ROOT / ".venv-gce" / "bin" / "globus-compute-endpoint"),
+        "endpoint_user_config_template_src": str(runtime / "user_config_template.yaml.j2"),
+        "endpoint_user_config_schema_src": str(runtime / "user_config_schema.json"),
+        "endpoint_identity_mapping": [{"source": "{username}", "match": "(adm.*)@example\\.org", "output": "{0}"}],
+        "endpoint_identity_mapping_samples": [
+            {"identity": {"username": "admin@example.org"}, "user": "admin"},
+            {"identity": {"username": "mallory@elsewhere.org"}, "user": None},
+        ],
+    }
+    result = run_role(site.parent, "endpoint", variables)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (site / "gc" / "hpc" / "identity_mapping.json").is_file()
+
+
+@pytest.mark.parametrize("role", ["uv", "python_envs", "endpoint"])
+def test_the_documented_example_passes_validation(tmp_path: Path, role: str) -> None:
+    page = (ROOT / "docs" / "roles" / f"{role}.md").read_text()
+    example = page.split("Example (every variable at its default; set only what differs):", 1)[1]
+    play = yaml.safe_load(example.split("```yaml\n", 1)[1].split("```", 1)[0])
+    variables = play[0]["roles"][0]["vars"]
+    (tmp_path / "vars.yml").write_text(yaml.safe_dump(variables))
+    (tmp_path / "check.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        f"    - hpc.globus_compute.validate_vars:\n        roles: [{role}]\n"
+    )
+    result = run_playbook(tmp_path, str(tmp_path / "check.yml"), {}, args=["-e", f"@{tmp_path / 'vars.yml'}"])
+    assert result.returncode == 0, result.stdout + result.stderr
