@@ -8,8 +8,8 @@ too and never into the real one.
 
 from __future__ import annotations
 
-import json
 import getpass
+import json
 import os
 import subprocess
 import sys
@@ -73,9 +73,7 @@ def passwd(tmp_path: Path, home: Path) -> Path:
 def listing(root: Path) -> list[str]:
     """Every path under `root` (hidden ones too) with its type and size, for before/after comparisons."""
     assert root.is_dir(), f"{root} does not exist"
-    return sorted(
-        f"{p.relative_to(root)} {'d' if p.is_dir() else p.stat().st_size}" for p in root.rglob("*")
-    )
+    return sorted(f"{p.relative_to(root)} {'d' if p.is_dir() else p.stat().st_size}" for p in root.rglob("*"))
 
 
 def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

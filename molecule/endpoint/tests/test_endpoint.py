@@ -179,7 +179,9 @@ def test_bad_input_fails_clearly_and_keeps_the_deployment(request, host: str, ca
     assert observed["unchanged"], observed["differs"]
 
 
-@pytest.mark.parametrize(("host", "first_bad"), [("multi", "unknown_config_field"), ("single", "broken_template_variable")])
+@pytest.mark.parametrize(
+    ("host", "first_bad"), [("multi", "unknown_config_field"), ("single", "broken_template_variable")]
+)
 def test_next_good_run_puts_back_the_deployment_from_before_the_bad_runs(request, host: str, first_bad: str) -> None:
     observed = request.getfixturevalue("runs" if host == "multi" else "single_runs")
     assert int(observed["restore"]["rc"]) == 0, observed["restore"]["errors"]

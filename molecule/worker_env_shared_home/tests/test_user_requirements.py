@@ -42,7 +42,10 @@ def user_envs(host) -> list[str]:
 
 def touch_old(host, pattern: str, age: str) -> None:
     """Date back the files `pattern` names in ENVS, which must match at least one."""
-    script = f'shopt -s nullglob dotglob; f=({ENVS}/{pattern}); (( ${{#f[@]}} > 0 )) && touch -d {shlex.quote(age)} "${{f[@]}}"'
+    script = (
+        f"shopt -s nullglob dotglob; f=({ENVS}/{pattern});"
+        f' (( ${{#f[@]}} > 0 )) && touch -d {shlex.quote(age)} "${{f[@]}}"'
+    )
     host.check_output(f"bash -c {shlex.quote(script)}")
 
 
