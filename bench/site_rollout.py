@@ -47,7 +47,13 @@ def fresh_nodes() -> Path:
 
 def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str, int]]]:
     """Wall time of one run, and each host's recap counts."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(state / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    # Plain output to read the recap from: a forced colour wins over ANSIBLE_NOCOLOR.
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(state / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+    }
     argv = ["ansible-playbook", "-i", str(state / "inventory"), "--limit", limit, str(playbook)]
     start = time.monotonic()
     result = subprocess.run(argv, env=env, capture_output=True, text=True)
