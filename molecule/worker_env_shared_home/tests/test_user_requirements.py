@@ -56,13 +56,13 @@ UV_CALLS = "/shared/uv-calls.log"
 def counted_uv():
     """The site's uv on every node behind a wrapper that logs each call to one shared file.
 
-    `pip install` is slowed down so that every start of a storm arrives while
+    `pip install` is slowed down (15 s) so that every start of a storm arrives while
     the first build runs: the calls then count the build attempts.
     """
     hosts = [node(name) for name in NODES]
     wrapper = f"""#!/bin/sh
 printf '%s %s %s\\n' "$(uname -n)" "$1" "$2" >>{UV_CALLS}
-[ "$1 $2" = "pip install" ] && sleep 3
+[ "$1 $2" = "pip install" ] && sleep 15
 exec /usr/local/bin/uv.real "$@"
 """
     hosts[0].check_output(f"rm -f {UV_CALLS} && install -m 0666 /dev/null {UV_CALLS}")
