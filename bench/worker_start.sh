@@ -3,7 +3,7 @@
 # for every worker start it times. Methods are interleaved round-robin so
 # that noise hits them alike.
 #   worker_start.sh latency N PY GCE DEFAULT_TEMPLATE_WORKER_INIT_FILE
-#   worker_start.sh storm STARTS PY GCE
+#   worker_start.sh storm PAIRS STARTS PY GCE
 set -euo pipefail
 
 runtime=/opt/hpc_globus_compute/worker-env.sh
@@ -42,25 +42,37 @@ latency() {
 }
 
 storm() {
-  local starts=$1 py=$2 gce=$3 t0 t1 i
+  local pairs=$1 starts=$2 py=$3 gce=$4 t0 t1 i pair single
   local env="$HOME/.globus_compute/envs/py$py-gce$gce"
   # Each start: worker_init, then a check (a builtin, no process) that it
   # activated the right environment. The single build does the same work.
   local init="source $runtime $py $gce || exit 1; [[ \$VIRTUAL_ENV == $env ]]"
-  # Both runs start from the same cold state: no environment, no uv cache.
-  rm -rf "$env" "$HOME/.cache/uv"
-  time_one single_build "$init"
-  rm -rf "$env" "$HOME/.cache/uv"
-  t0=$(now)
-  for ((i = 0; i < starts; i++)); do
-    bash -c "$init" 2>"/tmp/storm.$$.$i" >/dev/null &
+  # Pairs of one single build and one storm, each from the same cold state
+  # (no environment, no uv cache), the order alternating from pair to pair
+  # so that drift on the machine hits both alike. One line per pair:
+  #   pair <single us> <single exit> <storm us> <failed starts> <builds>
+  for ((pair = 0; pair < pairs; pair++)); do
+    local -a order=(single storm)
+    ((pair % 2)) && order=(storm single)
+    local storm_us=0 failures=0 builds=0 single=0 single_rc=0
+    for what in "${order[@]}"; do
+      rm -rf "$env" "$HOME/.cache/uv"
+      if [[ $what == single ]]; then
+        read -r _ single single_rc < <(time_one single_build "$init")
+        continue
+      fi
+      t0=$(now)
+      for ((i = 0; i < starts; i++)); do
+        bash -c "$init" 2>"/tmp/storm.$$.$i" >/dev/null &
+      done
+      for job in $(jobs -p); do wait "$job" || failures=$((failures + 1)); done
+      t1=$(now)
+      storm_us=$((t1 - t0))
+      builds=$(cat /tmp/storm.$$.* | grep -c ' built ' || true)
+      rm -f /tmp/storm.$$.*
+    done
+    echo "pair $single $single_rc $storm_us $failures $builds"
   done
-  local failures=0
-  for job in $(jobs -p); do wait "$job" || failures=$((failures + 1)); done
-  t1=$(now)
-  echo "storm $((t1 - t0)) $failures"
-  echo "builds $(cat /tmp/storm.$$.* | grep -c ' built ') 0"
-  rm -f /tmp/storm.$$.*
 }
 
 "$@"

@@ -144,21 +144,34 @@ def start_worker(host, user: str, worker_init: str):
 def storm(
     host, user: str, worker_init: str, starts: int, probe: str = 'import sys; print("%d.%d" % sys.version_info[:2])'
 ) -> tuple[list[str], list[str]]:
-    """Start `starts` workers at once; return what each one's probe printed and how each got its environment."""
+    """Start `starts` workers at once; return what each one's probe printed and how each got its environment.
+
+    Every start's exit status is kept and must be 0: a storm where some starts
+    failed is a failed storm, whatever the others printed.
+    """
     script = f"""
+        set -euo pipefail
         d=$(mktemp -d)
+        trap 'rm -rf "$d"' EXIT
         for i in $(seq {starts}); do
-          ( {worker_init}
-            python -c {shlex.quote(probe)} ) >"$d/$i.out" 2>"$d/$i.err" &
+          ( ( {worker_init}
+              python -c {shlex.quote(probe)} ) >"$d/$i.out" 2>"$d/$i.err"
+            echo $? >"$d/$i.rc" ) &
         done
         wait
+        for i in $(seq {starts}); do
+          rc=$(<"$d/$i.rc")
+          if [[ $rc != 0 ]]; then echo "start $i exited $rc:" >&2; cat "$d/$i.err" >&2; failed=1; fi
+        done
+        [[ -z ${{failed:-}} ]]
         cat "$d"/*.out
         grep -ho '^worker-env: py[^ ]* [a-z]*' "$d"/*.err | cut -d' ' -f3 >&2
-        rm -rf "$d"
     """
     result = run_as(host, user, script)
     assert result.rc == 0, result.stderr
-    return result.stdout.split(), result.stderr.split()
+    outputs, hows = result.stdout.split(), result.stderr.split()
+    assert len(hows) == starts, f"{starts} starts, {len(hows)} said how they got their environment: {hows}"
+    return outputs, hows
 
 
 def deployed_paths(host) -> list[str]:

@@ -1,7 +1,14 @@
-"""Runs a role of the collection for real against this machine (connection local)."""
+"""Runs a role of the collection for real against this machine (connection local).
+
+Each run gets a private home, `tmp_path/home`: HOME points there and, when
+run as root, a private mount namespace shows a passwd where the account's home
+is that directory, so a role that looks the home up (uv_users) writes there
+too and never into the real one.
+"""
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
@@ -43,19 +50,53 @@ def run_playbook(
     """Runs a playbook (a path, or a name such as hpc.globus_compute.site); args are
     further ansible-playbook arguments, e.g. ["-e", "key=value"] as an admin types them."""
     extra = {"ansible_python_interpreter": sys.executable, **variables}
+    home = private_home(tmp_path)
     env = {
         **os.environ,
         "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections"),
         "NO_COLOR": "1",
+        "HOME": str(home),
+        # Ansible's own files, kept out of the home the test watches.
+        "ANSIBLE_HOME": str(tmp_path / "ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible" / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(tmp_path / "ansible" / "tmp"),
         **(env or {}),
     }
-    return subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", json.dumps(extra), *(args or [])],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", json.dumps(extra), *(args or [])]
+    if os.geteuid() == 0:
+        mount = 'mount --bind "$0" /etc/passwd && exec "$@"'
+        argv = ["unshare", "--mount", "bash", "-c", mount, str(passwd(tmp_path, home)), *argv]
+    before = listing(home)
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    result.home_changes = sorted(set(before) ^ set(listing(home)))  # type: ignore[attr-defined]
+    return result
+
+
+def private_home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return home
+
+
+def passwd(tmp_path: Path, home: Path) -> Path:
+    """A copy of /etc/passwd where the running account's home is `home`."""
+    user = getpass.getuser()
+    lines = []
+    for line in Path("/etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user:
+            fields[5] = str(home)
+        lines.append(":".join(fields))
+    copy = tmp_path / "passwd"
+    copy.write_text("\n".join(lines) + "\n")
+    copy.chmod(0o644)
+    return copy
+
+
+def listing(root: Path) -> list[str]:
+    """Every path under `root` (hidden ones too) with its type and size, for before/after comparisons."""
+    assert root.is_dir(), f"{root} does not exist"
+    return sorted(f"{p.relative_to(root)} {'d' if p.is_dir() else p.stat().st_size}" for p in root.rglob("*"))
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -73,7 +114,9 @@ def checksums(root: Path) -> dict[str, str]:
 
 
 def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    """The run failed, printed every fragment, and left the private home as it was."""
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for fragment in fragments:
         assert fragment in output, f"{fragment!r} not in:\n{output}"
+    assert not result.home_changes, f"a refused run wrote into the home: {result.home_changes}"

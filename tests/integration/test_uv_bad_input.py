@@ -58,8 +58,12 @@ def test_a_checksum_mismatch_is_refused(tmp_path: Path) -> None:
         pass
     wrong = hashlib.sha256(b"something else").hexdigest()
     Path(f"{tarball}.sha256").write_text(f"{wrong}  {tarball.name}\n")
+    actual = hashlib.sha256(tarball.read_bytes()).hexdigest()
     result = run_role(tmp_path, uv_version="99.0.1", uv_arch="x86_64", uv_release_base_url=f"file://{mirror.parent}")
-    assert_fails_with(result, "uv_release_base_url", "checksum")
+    # Only a mismatch prints both digests; the temp directory's name holds the
+    # word "checksum", so any failure to fetch would print that word too.
+    assert_fails_with(result, "uv_release_base_url", wrong, actual)
+    assert "No such file" not in result.stdout + result.stderr
 
 
 def test_a_missing_controller_archive_is_named(tmp_path: Path) -> None:

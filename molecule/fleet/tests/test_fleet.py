@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatch
 
 import pytest
 from conftest import (
@@ -100,6 +101,20 @@ def test_no_half_built_environment_is_ever_in_use(runs) -> None:
     assert len(builds_logged(interrupted["b"])) == 1
     # The killed build is left unused, and the next rollout replaces it.
     assert not [line for line in runs["recovered"]["clusters"]["b"] if line.startswith("partial ")]
+
+
+def test_the_build_was_killed_and_left_a_partial_build_behind(runs) -> None:
+    # The builder really died, once, on fb-login only.
+    kills = node("fb-login").check_output("cat /var/tmp/uv-test-kills").splitlines()
+    assert len(kills) == 1 and "build-env.sh" in kills[0], kills
+    for name in ("fa-login", "fa-node1", "fa-node2", "fb-node1"):
+        assert not node(name).file("/var/tmp/uv-test-kills").exists, name
+    # After the kill, cluster B held a build of a published environment's
+    # name with no ready stamp, whatever the build directory's exact name.
+    lines = runs["interrupted"]["clusters"]["b"]
+    names = [line.split()[1] for line in lines if line.startswith("ready ")]
+    partial = [line.split()[1].rstrip("/") for line in lines if line.startswith("partial ")]
+    assert names and any(fnmatch(p, f".builds/{n}-*") for p in partial for n in names), lines
 
 
 def test_the_next_rollout_converges_and_the_one_after_changes_nothing(runs) -> None:

@@ -51,9 +51,16 @@ def test_extra_packages_are_in_their_environment(sid) -> None:
 def test_nothing_the_site_built_is_writable_by_users(request, name: str) -> None:
     host = request.getfixturevalue(name)
     assert host.file(ENVS_ROOT).user == "root"
-    writable = host.run(f"find {RUNTIME_DIR} -perm /022 ! -type l").stdout
-    assert writable == ""
-    assert run_as(host, "alice", f"touch {ENVS_ROOT}/py3.1*/bin/x").rc != 0
+    assert host.check_output(f"find {RUNTIME_DIR} -perm /022 ! -type l") == ""
+    # Every path, hidden lock and build files too, before and after users try to write.
+    listing = f"find {ENVS_ROOT} -printf '%y %m %u %s %p\\n' | sort"
+    before = host.check_output(listing)
+    envs = host.check_output(f"find {ENVS_ROOT} -mindepth 1 -maxdepth 1 -name 'py*'").split()
+    assert envs, f"no environment in {ENVS_ROOT}"
+    for env in envs:
+        for target in (f"{env}/bin/x", f"{env}/.ready", f"{ENVS_ROOT}/.builds/x"):
+            assert run_as(host, "alice", f"touch {target}").rc != 0, target
+    assert host.check_output(listing) == before
 
 
 def test_runtime_and_endpoint_files_are_in_place(bookworm) -> None:
@@ -96,6 +103,9 @@ def test_missing_environment_is_built_once_per_user_then_fast(sid) -> None:
 
 def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.15"))
+    envs = "/home/bob/.globus_compute/envs"
+    run_as(sid, "bob", f"mkdir -p {envs}")
+    before = sid.check_output(f"ls -A {envs}")
     result = start_worker(sid, "bob", worker_init)
     assert result.rc != 0
     assert result.stdout == ""
@@ -106,7 +116,7 @@ def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
     )
     assert "build failed:" in lines[0] and "3.15" in lines[0]
     assert lines[0].endswith(f"site has: py3.13-gce{GCE_VERSION}")
-    assert sid.run("ls -d /home/bob/.globus_compute/envs/py3.15*").stdout == ""
+    assert sid.check_output(f"ls -A {envs}") == before
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,16 @@ def test_each_user_owns_a_runnable_uv(host, user: str) -> None:
 
 @pytest.mark.parametrize("user", USERS)
 def test_no_directory_in_the_home_is_left_to_root(host, user: str) -> None:
-    assert host.run(f"find /home/{user} ! -user {user}").stdout == ""
+    assert host.check_output(f"find /home/{user} ! -user {user}") == ""
+
+
+def test_a_users_own_uv_is_never_run_by_root(host) -> None:
+    # The side effect forged alice's uv and ran the role again as root: the
+    # forgery ran once, as alice (so its record works), and never as root.
+    assert host.check_output("cat /tmp/forged-uv-ran").splitlines() == ["alice --version"]
+    # The role put the real one back, the same binary as bob's.
+    assert host.file("/home/alice/.local/bin/uv").sha256sum == host.file("/home/bob/.local/bin/uv").sha256sum
+    assert host.check_output("runuser -u alice -- /home/alice/.local/bin/uv --version").startswith(f"uv {UV_NEW} ")
 
 
 @pytest.mark.parametrize("user", USERS)

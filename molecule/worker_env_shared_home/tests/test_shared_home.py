@@ -27,5 +27,5 @@ def test_every_node_then_takes_the_fast_path() -> None:
     for name in NODES:
         host = node(name)
         worker_init = render_worker_init(host, sdk_runtime("3.14"), user="dana")
-        _, hows = storm(host, "dana", worker_init, 1)
-        assert hows == ["user"]
+        ran, hows = storm(host, "dana", worker_init, 1)
+        assert (ran, hows) == (["3.14"], ["user"])

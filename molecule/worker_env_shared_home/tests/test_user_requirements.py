@@ -36,8 +36,46 @@ def start(host, worker_init: str, then: str = "true"):
 
 
 def user_envs(host) -> list[str]:
-    """Everything in the user's environment directory: environments, locks, leftovers."""
-    return host.check_output(f"ls -A {ENVS} 2>/dev/null || true").split()
+    """Everything in the user's environment directory: environments, locks, leftovers (it must exist)."""
+    return host.check_output(f"ls -A {ENVS}").split()
+
+
+def touch_old(host, pattern: str, age: str) -> None:
+    """Date back the files `pattern` names in ENVS, which must match at least one."""
+    script = (
+        f"shopt -s nullglob dotglob; f=({ENVS}/{pattern});"
+        f' (( ${{#f[@]}} > 0 )) && touch -d {shlex.quote(age)} "${{f[@]}}"'
+    )
+    host.check_output(f"bash -c {shlex.quote(script)}")
+
+
+UV_CALLS = "/shared/uv-calls.log"
+
+
+@pytest.fixture
+def counted_uv():
+    """The site's uv on every node behind a wrapper that logs each call to one shared file.
+
+    `pip install` is slowed down (15 s) so that every start of a storm arrives while
+    the first build runs: the calls then count the build attempts.
+    """
+    hosts = [node(name) for name in NODES]
+    wrapper = f"""#!/bin/sh
+printf '%s %s %s\\n' "$(uname -n)" "$1" "$2" >>{UV_CALLS}
+[ "$1 $2" = "pip install" ] && sleep 15
+exec /usr/local/bin/uv.real "$@"
+"""
+    hosts[0].check_output(f"rm -f {UV_CALLS} && install -m 0666 /dev/null {UV_CALLS}")
+    for host in hosts:
+        host.check_output(
+            f"mv /usr/local/bin/uv /usr/local/bin/uv.real && printf '%s' {shlex.quote(wrapper)} >/usr/local/bin/uv"
+            " && chmod 0755 /usr/local/bin/uv"
+        )
+    try:
+        yield lambda: hosts[0].check_output(f"cat {UV_CALLS}").splitlines()
+    finally:
+        for host in hosts:
+            host.run("mv -f /usr/local/bin/uv.real /usr/local/bin/uv")
 
 
 def hold(host, worker_init: str) -> None:
@@ -77,8 +115,8 @@ def test_requirements_build_once_across_nodes_then_take_the_fast_path(empty_home
     for host in hosts:
         # Same requirements, written differently: the same environment, already built.
         again = worker_init_for(host, "IDNA\n  six == 1.17.0  \n")
-        _, hows = storm(host, USER, again, 1, PROBE)
-        assert hows == ["user"]
+        ran, hows = storm(host, USER, again, 1, PROBE)
+        assert (ran, hows) == ([f"3.13/{GCE_VERSION}/1.17.0"], ["user"])
 
 
 def test_the_environment_is_the_site_environment_plus_the_packages(empty_home) -> None:
@@ -90,8 +128,9 @@ def test_the_environment_is_the_site_environment_plus_the_packages(empty_home) -
     assert f"globus-compute-endpoint=={GCE_VERSION}" in result.stdout.split()
 
 
-def test_an_unavailable_package_fails_in_one_line_and_leaves_nothing(empty_home) -> None:
+def test_an_unavailable_package_fails_in_one_line_and_leaves_nothing(empty_home, counted_uv) -> None:
     host = empty_home
+    before = user_envs(host)
     worker_init = worker_init_for(host, "no-such-package==1.0")
     hosts = [node(name) for name in NODES]
     with ThreadPoolExecutor(len(hosts)) as pool:
@@ -106,7 +145,10 @@ def test_an_unavailable_package_fails_in_one_line_and_leaves_nothing(empty_home)
         )
         # uv's own reason, as uv says it.
         assert "no-such-package" in lines[0] and "unsatisfiable" in lines[0]
-    assert user_envs(host) == []
+    # One build was tried; the workers that waited on it reported its reason.
+    attempts = [call for call in counted_uv() if call.split()[1:] == ["venv", "--quiet"]]
+    assert len(attempts) == 1, counted_uv()
+    assert user_envs(host) == before
     for h in hosts:
         assert not h.file("/tmp/ran").exists
 
@@ -151,7 +193,7 @@ def test_the_least_recently_used_unused_environment_makes_room(empty_home) -> No
     host = empty_home
     in_use = worker_init_for(host, "six")
     hold(node(NODES[1]), in_use)
-    host.check_output(f"touch -d '2 days ago' {ENVS}/.py3.13-*.lock")
+    touch_old(host, ".py3.13-*.lock", "2 days ago")
     for requirements in ("six==1.17.0", "idna", "certifi"):
         assert start(host, worker_init_for(host, requirements)).rc == 0
     # The oldest one is kept, a worker runs in it; the next oldest made room.
@@ -177,8 +219,40 @@ def test_environments_unused_for_too_long_are_removed_but_never_one_in_use(empty
     busy = worker_init_for(host, "six")
     hold(host, busy)
     assert start(host, worker_init_for(host, "idna")).rc == 0
-    host.check_output(f"touch -d '31 days ago' {ENVS}/.py3.13-*.lock")
+    touch_old(host, ".py3.13-*.lock", "31 days ago")
     assert start(host, worker_init_for(host, "certifi")).rc == 0
     # idna's was unused for 31 days and went; six's is as old but in use.
     assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "built"
     assert start(host, busy).stderr.split()[2] == "user"
+
+
+def test_in_the_make_run_layout_site_environments_are_neither_counted_nor_pruned(empty_home) -> None:
+    """`make run` (inventories/local) makes the site root the user's own ~/.globus_compute/envs.
+
+    The deployed runtime, its settings changed only in that, with the site
+    environment published in the user's directory: the user's three
+    environments all fit beside it, and it is never touched.
+    """
+    host = empty_home
+    runtime = "/tmp/make-run-runtime"
+    site_env = f"{ENVS}/py3.13-gce{GCE_VERSION}"
+    host.check_output(
+        f"rm -rf {runtime} && mkdir {runtime} && cp /opt/hpc_globus_compute/worker-env*.sh {runtime}/"
+        f" && sed 's|^WORKER_ENV_SITE_ROOT=.*|WORKER_ENV_SITE_ROOT={ENVS}|' /opt/hpc_globus_compute/worker-env.conf"
+        f" >{runtime}/worker-env.conf && grep -qx 'WORKER_ENV_SITE_ROOT={ENVS}' {runtime}/worker-env.conf"
+        f" && ln -s {SITE_ENV} {site_env}"
+    )
+    site_before = host.check_output(f"find -L {site_env} -maxdepth 1 -printf '%y %m %p\\n' | sort")
+    built = []
+    for requirements in ("six==1.17.0", "idna", "certifi"):
+        worker_init = worker_init_for(host, requirements).replace("/opt/hpc_globus_compute/", f"{runtime}/")
+        assert worker_init.startswith(f"source {runtime}/worker-env.sh 3.13 ")
+        result = start(host, worker_init)
+        assert result.rc == 0, result.stderr
+        assert result.stderr.split()[2] == "built", result.stderr
+        built.append(result.stderr.split()[1])
+    # All three are the user's and all three are kept: the site's one is not counted.
+    envs = [e for e in user_envs(host) if not e.startswith(".")]
+    assert sorted(envs) == sorted([*built, site_env.rsplit("/", 1)[1]]), envs
+    assert host.check_output(f"readlink {site_env}") == SITE_ENV
+    assert host.check_output(f"find -L {site_env} -maxdepth 1 -printf '%y %m %p\\n' | sort") == site_before
