@@ -217,7 +217,7 @@ def test_valid_requests_select_their_environment(
 ) -> None:
     result = runtime_renders[name]
     assert result.returncode == 0, result.stderr
-    assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh {wanted} || exit 1"
+    assert worker_init_of(result.stdout) == f"\\builtin source {runtime_default}/worker-env.sh {wanted} || exit 1"
     assert runtime_loads[name] == LOADED
 
 
@@ -232,7 +232,7 @@ def test_missing_or_forged_runtimes_get_the_default_environment(
         return
     assert result.returncode == 0, result.stderr
     worker_init = worker_init_of(result.stdout)
-    assert worker_init == f"source {runtime_default}/worker-env.sh {DEFAULT} || exit 1"
+    assert worker_init == f"\\builtin source {runtime_default}/worker-env.sh {DEFAULT} || exit 1"
     assert runtime_loads[name] == LOADED
     assert_never_executed(runtime_default, worker_init)
 
@@ -361,7 +361,9 @@ def permissive_schema(tmp_path: Path) -> Path:
 def test_user_packages_go_on_top_of_the_default_environment_for_old_sdks(runtime_default: Path, tmp_path: Path) -> None:
     result = render(runtime_default, {}, tmp_path, {"requirements": "six"})
     assert result.returncode == 0, result.stderr
-    assert worker_init_of(result.stdout) == f"source {runtime_default}/worker-env.sh {DEFAULT} 'six' || exit 1"
+    assert (
+        worker_init_of(result.stdout) == f"\\builtin source {runtime_default}/worker-env.sh {DEFAULT} 'six' || exit 1"
+    )
 
 
 FORGED_REQUIREMENTS = {
@@ -494,3 +496,20 @@ def test_requirements_need_an_environment_to_go_on(runtime_default: Path) -> Non
         "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0 to add packages to;"
         " site has: none; per-user builds are off"
     ]
+
+
+def test_the_worker_init_line_runs_the_runtime_whatever_the_job_shell_calls_source(
+    runtime_default: Path, runtime_renders: dict
+) -> None:
+    """An alias (with expand_aliases) or a function named source in the job shell takes no part."""
+    worker_init = worker_init_of(runtime_renders["no-runtime"].stdout)
+    hijack = (
+        'shopt -s expand_aliases; alias source="echo hijacked >&2; false"; alias builtin="echo hijacked >&2; false"\n'
+    )
+    function = "source() { echo hijacked >&2; return 0; }\n"
+    for prelude in (hijack, function):
+        result = subprocess.run(
+            ["bash", "-c", f'{prelude}eval "$0"', worker_init], capture_output=True, text=True, check=False
+        )
+        assert "hijacked" not in result.stderr, result.stderr
+        assert result.stderr.startswith("worker-env: "), result.stderr

@@ -131,7 +131,7 @@ def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
 )
 def test_missing_or_forged_runtime_falls_back_to_the_default_environment(bookworm, runtime) -> None:
     worker_init = render_worker_init(bookworm, runtime)
-    assert worker_init == f"source {RUNTIME_DIR}/worker-env.sh 3.11 {GCE_VERSION} || exit 1"
+    assert worker_init == f"\\builtin source {RUNTIME_DIR}/worker-env.sh 3.11 {GCE_VERSION} || exit 1"
     result = start_worker(bookworm, "alice", worker_init)
     assert result.rc == 0, result.stderr
     assert not bookworm.file("/tmp/pwned").exists

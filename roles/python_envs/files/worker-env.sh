@@ -3,7 +3,7 @@
 # globus-compute-endpoint version, plus the user's own packages if any.
 # Sourced by worker_init:
 #
-#   source <dir>/worker-env.sh 3.12 4.19.0 ['numpy>=2' ...] || exit 1
+#   \builtin source <dir>/worker-env.sh 3.12 4.19.0 ['numpy>=2' ...] || exit 1
 #
 # Without packages, fast path: the site environment <site_root>/py3.12-gce4.19.0
 # is ready, so its bin/activate is sourced and nothing else runs (no uv, no
@@ -96,7 +96,7 @@ __worker_env() {
   # Ready: stamped, and its interpreter still there (-x follows the link).
   if (($#)) || [[ ! -f $env/.ready || ! -x $env/bin/python ]]; then
     # shellcheck source=roles/python_envs/files/worker-env-user.sh
-    source "${BASH_SOURCE[0]%/*}/worker-env-user.sh" || return 1
+    builtin source "${BASH_SOURCE[0]%/*}/worker-env-user.sh" || return 1
     __worker_env_user "$@" || return
   fi
   for var in "${pyvars[@]}"; do
