@@ -136,6 +136,14 @@ class ActionModule(ActionBase):
         if not isinstance(roles, list) or not roles:
             raise AnsibleError("validate_vars: roles must be a list of role names of hpc.globus_compute")
         problems: list[str] = []
+        # `-e name=a b` (quotes eaten by the shell) sets name to "a" and leaves
+        # "b" as a bare word, which Ansible keeps as _raw_params.
+        stray = (task_vars or {}).get("_raw_params")
+        if stray:
+            problems.append(
+                f"-e: {_show(stray)} is not name=value: the shell split a value at its spaces; "
+                "quote the whole pair, e.g. -e 'name=\"a b\"'"
+            )
         facts: dict = {}
         defer = bool(self._task.args.get("defer_undefined"))
         for role in roles:

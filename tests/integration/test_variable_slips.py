@@ -201,7 +201,17 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
 
 
 @NEEDS_ROOT
-def test_site_checks_every_role_before_any_changes(site: Path) -> None:
+@pytest.mark.parametrize(
+    ("slip", "shown"),
+    [
+        ({"args": ["-e", "endpoint_amqp_port=amqp"]}, ["endpoint_amqp_port", '"amqp"', "not an int"]),
+        ({"vars": {"endpoint_user_environment": {"UV_INDEX_URL": None}}}, ["endpoint_user_environment", "null"]),
+        ({"vars": {"endpoint_identity_mapping": []}}, ["endpoint_identity_mapping", "maps nobody"]),
+        ({"args": ["-e", "python_envs_user_packages=numpy scipy"]}, ["-e:", '"scipy"', "not name=value"]),
+    ],
+    ids=["cli-not-an-int", "null-environment", "no-mapping", "cli-split-value"],
+)
+def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown: list[str]) -> None:
     variables = {
         **python_envs_vars(site),
         **endpoint_vars(site),
@@ -211,10 +221,11 @@ def test_site_checks_every_role_before_any_changes(site: Path) -> None:
         "uv_controller_archive": str(site / "uv.tar.gz"),
         "uv_controller_cache_dir": str(site / "cache"),
         "python_envs_interpreter_paths": {},
+        **slip.get("vars", {}),
     }
     before = checksums(site)
-    result = run_playbook(site.parent, "hpc.globus_compute.site", variables, args=["-e", "endpoint_amqp_port=amqp"])
-    assert_refused(result, site, before, "endpoint_amqp_port", '"amqp"', "not an int")
+    result = run_playbook(site.parent, "hpc.globus_compute.site", variables, args=slip.get("args", []))
+    assert_refused(result, site, before, *shown)
     # The rollout never started: the refusal came from the first play.
     assert "PLAY [Roll out" not in result.stdout
 
