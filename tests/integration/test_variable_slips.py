@@ -82,6 +82,7 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
         ),
         ("python_envs", {}, ["-e", "python_envs_prune=perhaps"], ["python_envs_prune", '"perhaps"', "not a bool"]),
         ("python_envs", {}, ["-e", "python_envs_user_envs_max=ten"], ["python_envs_user_envs_max", '"ten"']),
+        ("python_envs", {}, ["-e", "python_envs_lock_wait=-1"], ["python_envs_lock_wait", "-1 s", "86400"]),
         (
             "python_envs",
             {"python_envs_matrix": [{"python": 3.1, "endpoint": "4.19.0"}]},
@@ -121,6 +122,7 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
         "misspelled-matrix",
         "cli-not-a-bool",
         "cli-not-an-int",
+        "cli-negative-wait",
         "python-as-number",
         "misspelled-uv",
         "misspelled-mapping",

@@ -115,7 +115,8 @@ def site() -> Site:
             "python_envs_uv": str(UV),
             "python_envs_user_builds": True,
         },
-        tasks_from="runtime.yml",
+        # The role's checks, then its runtime; nothing is built.
+        args=["--tags=python_envs_runtime"],
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     s.envs.mkdir(exist_ok=True)
@@ -184,6 +185,8 @@ OPTIONS = {
     "extglob": "shopt -s extglob",
     "nocasematch": "shopt -s nocasematch",
     "noglob": "set -f",
+    # Every name=value word anywhere on a command line becomes an assignment.
+    "keyword": "set -k",
     "ifs": "IFS=/",
     "aliases": "shopt -s expand_aliases; alias rm=: cd=: mkdir=: mv=: flock=false",
 }
@@ -210,7 +213,9 @@ def test_any_shell_options_start_the_same_worker_and_are_left_as_found(
     the functions activate defines (deactivate, pydoc) are the only difference after."""
     home = tmp_path if kind == "user-build" else user_env
     args = [] if kind == "site" else ["six==1.17.0"]
-    init = f"source {site.runtime}/worker-env.sh 3.11 {GCE} {' '.join(args)} || exit 1"
+    # Quoted as the template quotes them (under set -k an unquoted a==b is an assignment).
+    quoted = " ".join("'" + a + "'" for a in args)
+    init = f"\\builtin source {site.runtime}/worker-env.sh 3.11 {GCE} {quoted} || exit 1"
     state = f"{{ {STATE}; }} >|{tmp_path}"
     script = f"{OPTIONS[name]}\n{state}/before\n{init}\n{state}/after\n{PROBE}\n"
     result = subprocess.run(

@@ -41,7 +41,7 @@ __worker_env_say() { printf 'worker-env: %s\n' "$*" >&2; }
 
 __worker_env_options() { # set the options this file relies on, the user's into __worker_env_restore
   local o
-  for o in errexit nounset noclobber noglob pipefail; do
+  for o in errexit nounset noclobber noglob pipefail keyword; do
     if [[ -o $o ]]; then
       __worker_env_restore+="set -o $o;"
       set +o "$o"
