@@ -9,6 +9,7 @@ accounts' is run by root (a program planted in their home is never started).
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 from pathlib import Path
@@ -243,3 +244,18 @@ def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> N
         assert not (home / ".globus_compute").exists()
         if layout != "install root in the home":
             assert not marker.exists()
+
+
+def test_a_partly_refused_install_is_recorded_and_removed_by_absent(tmp_path: Path) -> None:
+    with accounts("halfway") as homes:
+        ((login, home),) = homes.items()
+        (target,) = root_targets(home.parent, "config").values()
+        link_in_home(login, home, ".config/uv", target)
+        refused = uv_role(tmp_path, [login], uv_config={"offline": True})
+        assert refused.returncode != 0 and f"home_file: {login}: " in refused.stdout, refused.stdout
+        assert (home / ".local/bin/uv").exists() and list(target.iterdir()) == []
+        record = home / ".local/share/hpc_globus_compute/uv.json"
+        assert json.loads(record.read_text())["files"] == [f"{home}/.local/bin/uv", f"{home}/.local/bin/uvx"]
+        removed = uv_role(tmp_path, [login], uv_state="absent")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert not (home / ".local/bin/uv").exists() and not record.exists()
