@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: hpc.globus_compute maintainers
+# Apache License 2.0 (see LICENSE)
 """Writes, reads or removes one file or directory in an account's home, as root, following no link below the home."""
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ description:
     name. An existing file (or a link in its place) is replaced, never written through, chowned or chmodded.
   - Nothing the account controls is executed, and reads take regular files only (no FIFO can stall the run).
 version_added: 0.3.0
-author: hpc.globus_compute maintainers
+author: hpc.globus_compute maintainers (@hpc-globus-compute)
 options:
   home:
     description:
@@ -57,8 +59,10 @@ options:
     default: "0755"
 attributes:
   check_mode:
+    description: Reports what would change, refusing exactly what a real run would refuse.
     support: full
   diff_mode:
+    description: Shows the old and new content of a file that is the account's own.
     support: full
 """
 
@@ -222,7 +226,7 @@ def run(module: AnsibleModule) -> dict:
             shown = f"{shown}/{name}"
             if check or state in ("read", "absent"):
                 try:
-                    fd, _ = open_dir(fds[-1], name, uid, gid, False, 0, shown)
+                    fd = open_dir(fds[-1], name, uid, gid, False, 0, shown)[0]
                 except FileNotFoundError:
                     # Nothing there yet: a write would make it, a read or removal finds nothing.
                     result["changed"] = state in ("file", "directory")
@@ -240,7 +244,7 @@ def run(module: AnsibleModule) -> dict:
             return result
         name = parts[-1]
         if state == "read":
-            before, _ = read_regular(parent, name, uid, MAX_READ)
+            before = read_regular(parent, name, uid, MAX_READ)[0]
             result.update(exists=before is not None, **parsed(before))
             return result
         if state == "absent":

@@ -65,12 +65,15 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
   fi
 }
 
+# The WORKER_ENV_* settings are read by worker-env-user.sh, sourced from here.
+# shellcheck disable=SC2034
 __worker_env() {
   local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env var cleared=''
   start=${start/[.,]/}
   local IFS=$' \t\n'
   # What redirects a Python's imports or its standard library.
   local -a pyvars=(PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE)
+  # Defaults for what worker-env.conf sets; read by worker-env-user.sh, sourced below.
   local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
   local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
   local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
