@@ -40,8 +40,12 @@ def test_each_user_has_the_policy_and_a_manifest(host, user: str) -> None:
 
 
 def test_nothing_is_installed_system_wide(host) -> None:
-    for path in ("/usr/local/bin/uv", "/usr/local/bin/uvx", "/etc/uv", "/var/lib/hpc_globus_compute"):
+    for path in ("/usr/local/bin/uv", "/usr/local/bin/uvx", "/etc/uv"):
         assert not host.file(path).exists
+    # Only the stage the users' copies come from, root's alone.
+    assert host.check_output("ls -A /var/lib/hpc_globus_compute") == "stage"
+    stage = host.file(f"/var/lib/hpc_globus_compute/stage/uv-{UV_NEW}")
+    assert (stage.user, stage.mode) == ("root", 0o700)
 
 
 @pytest.mark.parametrize("user", USERS)

@@ -246,7 +246,7 @@ def test_in_the_make_run_layout_site_environments_are_neither_counted_nor_pruned
     built = []
     for requirements in ("six==1.17.0", "idna", "certifi"):
         worker_init = worker_init_for(host, requirements).replace("/opt/hpc_globus_compute/", f"{runtime}/")
-        assert worker_init.startswith(f"source {runtime}/worker-env.sh 3.13 ")
+        assert worker_init.startswith(f"\\builtin source {runtime}/worker-env.sh 3.13 ")
         result = start(host, worker_init)
         assert result.rc == 0, result.stderr
         assert result.stderr.split()[2] == "built", result.stderr
