@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import getpass
-import os
 import zipfile
 from pathlib import Path
 
 import pytest
+from artifacts import artifacts
 from role_runner import ROOT, assert_fails_with, run_role
 
 
@@ -67,15 +67,13 @@ def test_a_bad_user_package_policy_is_named(tmp_path: Path, variables: dict, sho
     assert not (tmp_path / "runtime").exists()
 
 
-ARTIFACTS = Path(os.environ.get("HPC_GC_CACHE", Path.home() / ".cache" / "hpc.globus_compute")) / "artifacts"
 # Older than `uv python find --managed-python` (uv 0.6.8), which the role calls.
 UV_TOO_OLD = "0.5.31"
 
 
 def uv_from_wheel(wheel_dir: Path, dest: Path) -> Path:
     wheels = sorted(wheel_dir.glob("*.whl"))
-    if not wheels:
-        pytest.skip(f"no uv wheel in {wheel_dir}: run scripts/test harness")
+    assert wheels, f"no uv wheel in {wheel_dir}"
     with zipfile.ZipFile(wheels[0]) as wheel:
         member = next(n for n in wheel.namelist() if n.endswith(("/scripts/uv", "/bin/uv")))
         dest.write_bytes(wheel.read(member))
@@ -84,7 +82,7 @@ def uv_from_wheel(wheel_dir: Path, dest: Path) -> Path:
 
 
 def test_a_uv_too_old_for_the_roles_flags_is_named_with_both_versions(tmp_path: Path) -> None:
-    uv = uv_from_wheel(ARTIFACTS / "uv" / UV_TOO_OLD, tmp_path / "uv")
+    uv = uv_from_wheel(artifacts() / "uv" / UV_TOO_OLD, tmp_path / "uv")
     result = run_python_envs(tmp_path, python_envs_uv=str(uv), python_envs_interpreter_source="uv")
     assert_fails_with(result, f"python_envs_uv: {uv} is uv {UV_TOO_OLD}", "uv 0.6.8 or later", "--managed-python")
     assert not (tmp_path / "runtime").exists()

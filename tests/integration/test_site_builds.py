@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from accounts import accounts, is_root
+from artifacts import artifacts
 from role_runner import ROOT
 
 BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
@@ -29,9 +30,7 @@ NAME = "py3.11-gce4.19.0"
 @pytest.fixture(scope="module")
 def wheelhouse() -> Path:
     """The offline wheelhouse of the test artifacts (built once, then cached)."""
-    subprocess.run([str(ROOT / "scripts" / "harness" / "artifacts")], check=True, stdout=subprocess.DEVNULL)
-    cache = Path(os.environ.get("HPC_GC_CACHE", Path.home() / ".cache" / "hpc.globus_compute"))
-    return cache / "artifacts" / "wheelhouse"
+    return artifacts() / "wheelhouse"
 
 
 def fake_flock(directory: Path, behaviour: str) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import getpass
 import grp
 import os
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import role_runner
+from artifacts import artifacts
 from role_runner import ROOT
 
 GCE = "4.19.0"
@@ -30,7 +30,6 @@ NAME = f"py3.11-gce{GCE}"
 UV = ROOT / ".venv" / "bin" / "uv"
 PYTHON = "/usr/bin/python3.11"
 BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
-ARTIFACTS = Path(os.environ.get("HPC_GC_CACHE", Path.home() / ".cache" / "hpc.globus_compute")) / "artifacts"
 PROBE = "python -c 'import globus_compute_endpoint as g; print(g.__file__, g.__version__)'"
 # An old endpoint where `module load` puts it: a module tree on PYTHONPATH.
 OLD = "2.30.1"
@@ -58,7 +57,8 @@ class Site:
 
     def start(self, home: Path, *args: str, prelude: str = "", cwd: Path | None = None, **extra: str):
         """worker_init as the template emits it, then the probe, in bash with `prelude` run first."""
-        init = f"source {self.runtime}/worker-env.sh 3.11 {GCE} {' '.join(map(shlex.quote, args))} || exit 1"
+        quoted = " ".join("'" + a + "'" for a in args)
+        init = f"\\builtin source {self.runtime}/worker-env.sh 3.11 {GCE} {quoted} || exit 1"
         script = f"{prelude}\n{init}\n{PROBE}\n"
         return subprocess.run(
             ["bash", "-c", script],
@@ -73,9 +73,7 @@ class Site:
 
 def wheelhouse_for_311(dest: Path) -> None:
     """The cp311 part of the offline wheelhouse, readable by any account."""
-    source = ARTIFACTS / "wheelhouse"
-    if not source.is_dir():
-        pytest.skip(f"no offline wheelhouse at {source}: run scripts/test harness")
+    source = artifacts() / "wheelhouse"
     dest.mkdir()
     for wheel in source.glob("*.whl"):
         if "-cp3" in wheel.name and "cp311" not in wheel.name and "abi3" not in wheel.name:

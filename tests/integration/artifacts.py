@@ -1,0 +1,22 @@
+"""The offline artifact store (uv wheels and releases, the wheelhouse), made on first use.
+
+The unit stage runs before the Molecule harness, so a cold run has no store
+yet: it is built here (scripts/harness/artifacts, cached by its stamps)
+rather than the tests that need it being skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+from pathlib import Path
+
+from role_runner import ROOT
+
+
+@functools.cache
+def artifacts() -> Path:
+    subprocess.run([str(ROOT / "scripts" / "harness" / "artifacts")], check=True, stdout=subprocess.DEVNULL)
+    cache = Path(os.environ.get("HPC_GC_CACHE", Path.home() / ".cache" / "hpc.globus_compute"))
+    return cache / "artifacts"
