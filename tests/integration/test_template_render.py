@@ -136,6 +136,16 @@ def sdk(python: tuple[int, int], version: str) -> dict:
     }
 
 
+def forged_tuple(value: object) -> dict:
+    """A current SDK's runtime with a forged version_tuple and no python_version to fall back on."""
+    return {"globus_compute_sdk_version": "4.19.0", "python": {"version_tuple": value}}
+
+
+def old_sdk(sys_version: object, version: str = "3.13.0") -> dict:
+    """What SDKs 2.24 to 3.13 send: their sys.version as python_version, no `python`."""
+    return {"globus_compute_sdk_version": version, "python_version": sys_version}
+
+
 SHELL = f"touch {CANARY}"
 VALID = [
     ("current-sdk", sdk((3, 12), "4.19.0"), "3.12 4.19.0"),
@@ -144,20 +154,45 @@ VALID = [
     ("alpha", sdk((3, 14), "4.20.0a2"), "3.14 4.20.0a2"),
     ("post-release", sdk((3, 11), "4.19.0.post1"), "3.11 4.19.0.post1"),
     ("dev-release", sdk((3, 11), "4.20.0.dev3"), "3.11 4.20.0.dev3"),
+    # Old SDKs: the X.Y of their sys.version.
+    ("sdk-3.13-sys-version", old_sdk("3.12.1 (main, Dec  8 2023, 05:40:41) [GCC 12.2.0]"), "3.12 3.13.0"),
+    (
+        "sdk-2.24-rhel-sys-version",
+        old_sdk("3.9.18 (main, Sep 22 2023, 17:58:34) \n[GCC 8.5.0 20210514 (Red Hat 8.5.0-20)]", "2.24.0"),
+        "3.9 2.24.0",
+    ),
+    ("sdk-2.30-version-only", old_sdk("3.9.1", "2.30.1"), "3.9 2.30.1"),
+    ("sys-version-release-candidate", old_sdk("3.13.0rc2 (main, Sep  9 2024, 22:33:37) [Clang 15.0.0]"), "3.13 3.13.0"),
+    # A usable version_tuple wins over python_version.
+    ("tuple-and-sys-version", {**sdk((3, 12), "4.19.0"), "python_version": "3.10.4"}, "3.12 4.19.0"),
 ]
-MISSING_OR_FORGED = [
+# No Python version at all: the site's default pair, said to be a fallback.
+NO_PYTHON = [
     ("no-runtime", {}),
-    ("sdk-2x-without-python", {"globus_compute_sdk_version": "2.30.1", "python_version": "3.9.1"}),
     ("python-not-a-dict", {"globus_compute_sdk_version": "4.19.0", "python": "3.12"}),
-    ("tuple-is-a-string", {"globus_compute_sdk_version": "4.19.0", "python": {"version_tuple": "3.12"}}),
-    ("string-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, "12"]}}),
-    ("shell-in-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, f"12; {SHELL}"]}}),
-    ("nested-list", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [[3], [12]]}}),
-    ("float-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, 12.0]}}),
-    ("bool-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, True]}}),
-    ("python-2", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [2, 7]}}),
-    ("huge-minor", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3, 10**6]}}),
-    ("short-tuple", {**sdk((3, 12), "4.19.0"), "python": {"version_tuple": [3]}}),
+    ("tuple-is-a-string", forged_tuple("3.12")),
+    ("string-minor", forged_tuple([3, "12"])),
+    ("shell-in-minor", forged_tuple([3, f"12; {SHELL}"])),
+    ("nested-list", forged_tuple([[3], [12]])),
+    ("float-minor", forged_tuple([3, 12.0])),
+    ("bool-minor", forged_tuple([3, True])),
+    ("python-2", forged_tuple([2, 7])),
+    ("huge-minor", forged_tuple([3, 10**6])),
+    ("short-tuple", forged_tuple([3])),
+    ("sys-version-shell", old_sdk(f"3.12$({SHELL}) (main)")),
+    ("sys-version-newline", old_sdk(f"3.12\n{SHELL}")),
+    ("sys-version-three-digit-minor", old_sdk("3.123.1 (main)")),
+    ("sys-version-letters", old_sdk("3.1a.1 (main)")),
+    ("sys-version-python-4", old_sdk("4.0.1 (main)")),
+    ("sys-version-bare-major", old_sdk("3.")),
+    ("sys-version-fullwidth-digit", old_sdk("3.\uff11\uff12.1")),
+    ("sys-version-not-a-string", old_sdk(3.12)),
+    ("sys-version-list", old_sdk(["3.12.1"])),
+]
+# A Python but no usable SDK version: that Python, with the endpoint the site
+# builds for it (here none: the default's), said to be a fallback.
+NO_SDK = [
+    ("sdk-2x-python-only", {"python_version": "3.9.1"}),
     ("subshell-in-sdk", sdk((3, 12), f"4.19.0$({SHELL})")),
     ("backticks-in-sdk", sdk((3, 12), f"4.19.0`{SHELL}`")),
     ("quotes-in-sdk", sdk((3, 12), f'4.19.0"; {SHELL}; "')),
@@ -169,8 +204,12 @@ MISSING_OR_FORGED = [
     ("sdk-two-parts", sdk((3, 12), "4.19")),
     ("sdk-local-version", sdk((3, 12), "4.19.0+evil")),
     ("sdk-too-long", sdk((3, 12), "4.19.0" + ".post1" * 10)),
-    ("runtime-is-a-list", [1, 2, 3]),
 ]
+MISSING_OR_FORGED = [*NO_PYTHON, *NO_SDK, ("runtime-is-a-list", [1, 2, 3])]
+FALLBACK = {name: f"--fallback=default {DEFAULT}" for name, _ in NO_PYTHON} | {
+    name: ("--fallback=endpoint 3.9 4.19.0" if name == "sdk-2x-python-only" else "--fallback=endpoint 3.12 4.19.0")
+    for name, _ in NO_SDK
+}
 
 
 def worker_init_of(rendered: str) -> str:
@@ -222,7 +261,7 @@ def test_valid_requests_select_their_environment(
 
 
 @pytest.mark.parametrize("name", [m[0] for m in MISSING_OR_FORGED])
-def test_missing_or_forged_runtimes_get_the_default_environment(
+def test_missing_or_forged_versions_fall_back_to_the_site_and_say_so(
     runtime_default: Path, runtime_renders: dict, runtime_loads: dict, name: str
 ) -> None:
     result = runtime_renders[name]
@@ -232,12 +271,16 @@ def test_missing_or_forged_runtimes_get_the_default_environment(
         return
     assert result.returncode == 0, result.stderr
     worker_init = worker_init_of(result.stdout)
-    assert worker_init == f"\\builtin source {runtime_default}/worker-env.sh {DEFAULT} || exit 1"
+    assert worker_init == f"\\builtin source {runtime_default}/worker-env.sh {FALLBACK[name]} || exit 1"
     assert runtime_loads[name] == LOADED
     assert_never_executed(runtime_default, worker_init)
 
 
-@pytest.mark.parametrize("user_runtime", [{}, MISSING_OR_FORGED[5][1]], ids=["no-runtime", "forged"])
+@pytest.mark.parametrize(
+    "user_runtime",
+    [{}, dict(NO_PYTHON)["shell-in-minor"], dict(NO_SDK)["subshell-in-sdk"]],
+    ids=["no-runtime", "forged-python", "forged-sdk"],
+)
 def test_strict_policy_fails_the_render_with_a_message_for_the_user(
     runtime_strict: Path, tmp_path: Path, user_runtime: dict
 ) -> None:
@@ -251,6 +294,34 @@ def test_strict_policy_still_serves_valid_runtimes(runtime_strict: Path, tmp_pat
     result = render(runtime_strict, VALID[0][1], tmp_path)
     assert result.returncode == 0, result.stderr
     assert worker_init_of(result.stdout).endswith("worker-env.sh 3.12 4.19.0 || exit 1")
+
+
+def test_strict_policy_serves_old_sdks_by_their_sys_version(runtime_strict: Path, tmp_path: Path) -> None:
+    result = render(runtime_strict, dict((v[0], v[1]) for v in VALID)["sdk-3.13-sys-version"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert worker_init_of(result.stdout).endswith("worker-env.sh 3.12 3.13.0 || exit 1")
+
+
+def test_a_python_without_an_sdk_version_gets_the_newest_endpoint_the_site_builds_for_it(tmp_path: Path) -> None:
+    matrix = [
+        {"python": "3.11", "endpoint": "4.19.0"},
+        {"python": "3.12", "endpoint": "4.18.0"},
+        {"python": "3.12", "endpoint": "4.9.0"},
+    ]
+    runtime = deploy_runtime(tmp_path, python_envs_matrix=matrix)
+    cases = {
+        "3.12": ({"python_version": "3.12.4 (main)"}, {}),
+        "3.11": (forged_tuple([3, 11]) | {"globus_compute_sdk_version": "4.19.0;x"}, {}),
+        "3.13": ({"python_version": "3.13.0 (main)"}, {}),
+    }
+    rendered = render_many(runtime, cases)
+    got = {name: worker_init_of(r.stdout).split("worker-env.sh ")[1] for name, r in rendered.items()}
+    assert got == {
+        "3.12": "--fallback=endpoint 3.12 4.18.0 || exit 1",
+        "3.11": "--fallback=endpoint 3.11 4.19.0 || exit 1",
+        # No site environment for 3.13: the default's endpoint, for a per-user build.
+        "3.13": "--fallback=endpoint 3.13 4.19.0 || exit 1",
+    }
 
 
 def test_user_options_are_refused_by_the_schema(runtime_default: Path, tmp_path: Path) -> None:
@@ -358,11 +429,14 @@ def permissive_schema(tmp_path: Path) -> Path:
     return schema
 
 
-def test_user_packages_go_on_top_of_the_default_environment_for_old_sdks(runtime_default: Path, tmp_path: Path) -> None:
+def test_user_packages_go_on_top_of_the_default_environment_without_a_python_version(
+    runtime_default: Path, tmp_path: Path
+) -> None:
     result = render(runtime_default, {}, tmp_path, {"requirements": "six"})
     assert result.returncode == 0, result.stderr
     assert (
-        worker_init_of(result.stdout) == f"\\builtin source {runtime_default}/worker-env.sh {DEFAULT} 'six' || exit 1"
+        worker_init_of(result.stdout)
+        == f"\\builtin source {runtime_default}/worker-env.sh --fallback=default {DEFAULT} 'six' || exit 1"
     )
 
 

@@ -55,10 +55,18 @@ class Site:
             **extra,
         }
 
-    def start(self, home: Path, *args: str, prelude: str = "", cwd: Path | None = None, **extra: str):
+    def start(
+        self,
+        home: Path,
+        *args: str,
+        prelude: str = "",
+        cwd: Path | None = None,
+        pair: str = f"3.11 {GCE}",
+        **extra: str,
+    ):
         """worker_init as the template emits it, then the probe, in bash with `prelude` run first."""
         quoted = " ".join("'" + a + "'" for a in args)
-        init = f"\\builtin source {self.runtime}/worker-env.sh 3.11 {GCE} {quoted} || exit 1"
+        init = f"\\builtin source {self.runtime}/worker-env.sh {pair} {quoted} || exit 1"
         script = f"{prelude}\n{init}\n{PROBE}\n"
         return subprocess.run(
             ["bash", "-c", script],
@@ -169,6 +177,21 @@ def test_a_modules_python_variables_do_not_reach_the_worker(site: Site, tmp_path
 def test_without_those_variables_the_line_says_nothing_more(site: Site, tmp_path: Path) -> None:
     line = worker_line(site.start(tmp_path))
     assert line.endswith(" ms") and "cleared" not in line
+
+
+@pytest.mark.parametrize(
+    ("fallback", "said"),
+    [
+        ("default", "the client sent no Python version, site default"),
+        ("endpoint", "the client sent no SDK version, site endpoint for its Python"),
+    ],
+)
+def test_a_version_the_client_did_not_send_is_named_on_the_line(
+    site: Site, tmp_path: Path, fallback: str, said: str
+) -> None:
+    result = site.start(tmp_path, pair=f"--fallback={fallback} 3.11 {GCE}")
+    assert imported(result)[1] == GCE
+    assert worker_line(result).endswith(f" ms; fallback: {said}")
 
 
 STATE = "set +o; shopt -p; printf 'IFS=%q\\n' \"$IFS\"; alias; declare -F"

@@ -120,21 +120,44 @@ def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
 
 
 @pytest.mark.parametrize(
-    "runtime",
+    ("runtime", "fallback", "why"),
     [
-        None,
-        {"globus_compute_sdk_version": "2.20.0"},
-        {"python": {"version_tuple": ["3; touch /tmp/pwned", 12]}, "globus_compute_sdk_version": "4.19.0"},
-        {"python": {"version_tuple": [3, 11]}, "globus_compute_sdk_version": "4.19.0$(touch /tmp/pwned)"},
+        (None, "default", "no Python version"),
+        ({"globus_compute_sdk_version": "2.20.0"}, "default", "no Python version"),
+        (
+            {"python": {"version_tuple": ["3; touch /tmp/pwned", 12]}, "globus_compute_sdk_version": "4.19.0"},
+            "default",
+            "no Python version",
+        ),
+        (
+            {"python": {"version_tuple": [3, 11]}, "globus_compute_sdk_version": "4.19.0$(touch /tmp/pwned)"},
+            "endpoint",
+            "no SDK version",
+        ),
     ],
     ids=["no-runtime", "sdk-2x-no-python", "forged-python", "forged-sdk"],
 )
-def test_missing_or_forged_runtime_falls_back_to_the_default_environment(bookworm, runtime) -> None:
+def test_missing_or_forged_runtime_falls_back_to_the_site_and_the_worker_says_so(
+    bookworm, runtime, fallback, why
+) -> None:
+    worker_init = render_worker_init(bookworm, runtime)
+    assert (
+        worker_init
+        == f"\\builtin source {RUNTIME_DIR}/worker-env.sh --fallback={fallback} 3.11 {GCE_VERSION} || exit 1"
+    )
+    result = start_worker(bookworm, "alice", worker_init)
+    assert result.rc == 0, result.stderr
+    assert f"fallback: the client sent {why}" in result.stderr
+    assert not bookworm.file("/tmp/pwned").exists
+
+
+def test_an_old_sdk_gets_the_python_of_its_sys_version(bookworm) -> None:
+    runtime = {"globus_compute_sdk_version": GCE_VERSION, "python_version": "3.11.2 (main, Mar 13 2023) [GCC 12.2.0]"}
     worker_init = render_worker_init(bookworm, runtime)
     assert worker_init == f"\\builtin source {RUNTIME_DIR}/worker-env.sh 3.11 {GCE_VERSION} || exit 1"
     result = start_worker(bookworm, "alice", worker_init)
     assert result.rc == 0, result.stderr
-    assert not bookworm.file("/tmp/pwned").exists
+    assert "fallback" not in result.stderr
 
 
 def test_sixty_four_simultaneous_starts_build_once(sid) -> None:

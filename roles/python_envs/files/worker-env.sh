@@ -3,7 +3,7 @@
 # globus-compute-endpoint version, plus the user's own packages if any.
 # Sourced by worker_init:
 #
-#   \builtin source <dir>/worker-env.sh 3.12 4.19.0 ['numpy>=2' ...] || exit 1
+#   \builtin source <dir>/worker-env.sh [--fallback=default|endpoint] 3.12 4.19.0 ['numpy>=2' ...] || exit 1
 #
 # Without packages, fast path: the site environment <site_root>/py3.12-gce4.19.0
 # is ready, so its bin/activate is sourced and nothing else runs (no uv, no
@@ -68,7 +68,14 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
 # The WORKER_ENV_* settings are read by worker-env-user.sh, sourced from here.
 # shellcheck disable=SC2034
 __worker_env() {
-  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env var cleared=''
+  local fallback='' start=${EPOCHREALTIME:-} py gce name env var cleared=''
+  # The template says when a version is the site's choice, not the client's.
+  case ${1:-} in
+    --fallback=default) fallback='; fallback: the client sent no Python version, site default' ;;
+    --fallback=endpoint) fallback='; fallback: the client sent no SDK version, site endpoint for its Python' ;;
+  esac
+  [[ -n $fallback ]] && shift
+  py=${1:-} gce=${2:-}
   start=${start/[.,]/}
   local IFS=$' \t\n'
   # What redirects a Python's imports or its standard library.
@@ -111,7 +118,7 @@ __worker_env() {
   # shellcheck source=/dev/null
   builtin source "$env/bin/activate" || return 1
   __worker_env_ms "$start"
-  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}"
+  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}$fallback"
 }
 
 __worker_env_options
