@@ -234,7 +234,7 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
 
 __worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
   local target
-  target=$(readlink -f "$1/bin/python" 2>/dev/null) || target=
+  target=$(readlink "$1/bin/python" 2>/dev/null) || target=
   __worker_env_say "site environment $1 is stamped ready but $1/bin/python" \
     "${target:+(that is $target) }cannot be run by this account; its interpreter must be where every user can read it"
 }
