@@ -28,6 +28,7 @@ from accounts import is_root
 from test_worker_env_isolation import GCE, NAME, UV, Site, build_site, wheelhouse_for_311
 
 PROBE = "python -c 'import six, globus_compute_endpoint as g; print(six.__version__, g.__version__)'"
+# A start or a build takes seconds; one that hangs must not hang the suite.
 TIMEOUT = 120
 STORM = 8
 SIX = "six==1.17.0"
@@ -125,13 +126,28 @@ def spawn(site: Site, home: Path, script: str, path: str = "/usr/bin:/bin") -> s
         env=site.env(home, PATH=path),
         cwd=home,
         stdin=subprocess.DEVNULL,
+        # A group of its own: a start that hangs goes with everything it ran.
+        start_new_session=True,
     )
 
 
+def finish(procs: list[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
+    """Each one's outcome; a start that does not end in time fails the test, and none is left running."""
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=TIMEOUT)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.communicate()
+    return results
+
+
 def run(site: Site, home: Path, script: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
-    proc = spawn(site, home, script, path)
-    out, err = proc.communicate(timeout=TIMEOUT)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return finish([spawn(site, home, script, path)])[0]
 
 
 def line_of(result: subprocess.CompletedProcess[str]) -> str:
@@ -148,11 +164,7 @@ def uv_calls(site: Site) -> list[str]:
 def storm(site: Site, home: Path, path: str) -> tuple[list[subprocess.CompletedProcess[str]], float]:
     (site.base / "slow").touch()
     began = time.monotonic()
-    procs = [spawn(site, home, f"{init(site, SIX)}\n{PROBE}", path) for _ in range(STORM)]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=TIMEOUT)
-        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    results = finish([spawn(site, home, f"{init(site, SIX)}\n{PROBE}", path) for _ in range(STORM)])
     return results, time.monotonic() - began
 
 
@@ -278,9 +290,13 @@ def test_without_epoch_variables_times_and_ages_still_apply(site: Site, home: Pa
 @pytest.mark.parametrize("locks", ["coherent", "failing"])
 def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: str) -> None:
     path = "/usr/bin:/bin" if locks == "coherent" else f"{site.base / 'failing'}:/usr/bin:/bin"
-    held = spawn(site, home, f"{init(site, SIX)}\necho started\nexec sleep 300", path)
+    started = home / "started"
+    held = spawn(site, home, f"{init(site, SIX)}\ntouch {started}\nexec sleep 300", path)
     try:
-        assert held.stdout is not None and held.stdout.readline() == "started\n"
+        deadline = time.monotonic() + TIMEOUT
+        while not started.exists() and held.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), held.poll()
         name = next(p.name for p in envs_of(home).iterdir() if p.name.startswith(f"{NAME}-req-"))
         build = (envs_of(home) / name).resolve()
         month_ago = time.time() - 31 * 86400
@@ -294,7 +310,7 @@ def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: st
         # Where locks fail, nobody can tell: it is only unpublished (no longer counted).
         assert (envs_of(home) / name).exists() == (locks == "coherent")
     finally:
-        held.kill()
+        os.killpg(held.pid, 9)
         held.communicate()
 
 

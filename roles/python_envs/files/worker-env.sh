@@ -72,6 +72,94 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
   fi
 }
 
+__worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
+  local target
+  target=$(readlink "$1/bin/python" 2>/dev/null) || target=
+  __worker_env_say "site environment $1 is stamped ready but $1/bin/python" \
+    "${target:+(that is $target) }cannot be run by this account; its interpreter must be where every user can read it"
+}
+
+# Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
+# shellcheck disable=SC2034
+__worker_env() {
+  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env var cleared=''
+  start=${start/[.,]/}
+  local IFS=$' \t\n'
+  # What redirects a Python's imports or its standard library.
+  local -a pyvars=(PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE)
+  # Defaults for what worker-env.conf sets.
+  local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
+  local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
+  local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
+  local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
+  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
+  # shellcheck source=/dev/null
+  builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
+
+  # Both values end up in paths and command lines: nothing but these shapes.
+  if [[ ! $py =~ ^3\.[0-9]{1,2}$ ]]; then
+    __worker_env_say "refusing Python version '${py:0:40}': expected 3.X"
+    return 2
+  fi
+  if [[ ! $gce =~ ^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}((a|b|rc)[0-9]{1,4})?(\.post[0-9]{1,4})?(\.dev[0-9]{1,4})?$ ]]; then
+    __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
+    return 2
+  fi
+  shift 2
+  name="py$py-gce$gce"
+  env="$WORKER_ENV_SITE_ROOT/$name"
+  __worker_env_how=site
+
+  # Ready: stamped, and its interpreter runs for this account (-x follows
+  # the links to it: one stat, and a clear line instead of a worker that
+  # cannot start).
+  if [[ -f $env/.ready && ! -x $env/bin/python ]]; then
+    __worker_env_unrunnable "$env"
+    return 1
+  fi
+  if (($#)) || [[ ! -f $env/.ready ]]; then
+    # The per-user part of this file, below, is read only when needed.
+    declare -F __worker_env_user >/dev/null || return 3
+    __worker_env_user "$@" || return
+  fi
+  for var in "${pyvars[@]}"; do
+    if [[ -n ${!var+set} ]]; then
+      unset "$var"
+      cleared+=" $var"
+    fi
+  done
+  # shellcheck source=/dev/null
+  builtin source "$env/bin/activate" || return 1
+  __worker_env_ms "$start"
+  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}$__worker_env_note"
+}
+
+__worker_env_done() { # the user's options back, and none of this file's names left
+  eval "$__worker_env_restore"
+  unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
+    __worker_env_options __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
+    __worker_env_user
+  # The lock's descriptor stays open for the worker; only its name goes.
+  unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
+    __worker_env_status __worker_env_took __worker_env_why
+}
+
+__worker_env_options
+__worker_env_note=
+if __worker_env "$@"; then
+  __worker_env_status=0
+else
+  __worker_env_status=$?
+fi
+if ((__worker_env_status != 3)); then
+  set -- "$__worker_env_status"
+  __worker_env_done
+  return "$1"
+fi
+
+# A user's environment. Bash reads no further than the return above on the
+# site fast path, so none of this costs it anything.
+
 __worker_env_requirements() { # REQ...: check the user's requirements, normalised and sorted into __worker_env_norm
   # PEP 508 names, extras and version specifiers; the schema's grammar.
   local name='[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?'
@@ -232,77 +320,10 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
   return 1
 }
 
-__worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
-  local target
-  target=$(readlink "$1/bin/python" 2>/dev/null) || target=
-  __worker_env_say "site environment $1 is stamped ready but $1/bin/python" \
-    "${target:+(that is $target) }cannot be run by this account; its interpreter must be where every user can read it"
-}
-
-# Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
-# shellcheck disable=SC2034
-__worker_env() {
-  local py=${1:-} gce=${2:-} start=${EPOCHREALTIME:-} name env var cleared=''
-  start=${start/[.,]/}
-  local IFS=$' \t\n'
-  # What redirects a Python's imports or its standard library.
-  local -a pyvars=(PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE)
-  # Defaults for what worker-env.conf sets.
-  local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
-  local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
-  local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
-  local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
-  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
-  # shellcheck source=/dev/null
-  builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
-
-  # Both values end up in paths and command lines: nothing but these shapes.
-  if [[ ! $py =~ ^3\.[0-9]{1,2}$ ]]; then
-    __worker_env_say "refusing Python version '${py:0:40}': expected 3.X"
-    return 2
-  fi
-  if [[ ! $gce =~ ^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}((a|b|rc)[0-9]{1,4})?(\.post[0-9]{1,4})?(\.dev[0-9]{1,4})?$ ]]; then
-    __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
-    return 2
-  fi
-  shift 2
-  name="py$py-gce$gce"
-  env="$WORKER_ENV_SITE_ROOT/$name"
-  __worker_env_how=site
-
-  # Ready: stamped, and its interpreter runs for this account (-x follows
-  # the links to it: one stat, and a clear line instead of a worker that
-  # cannot start).
-  if [[ -f $env/.ready && ! -x $env/bin/python ]]; then
-    __worker_env_unrunnable "$env"
-    return 1
-  fi
-  if (($#)) || [[ ! -f $env/.ready ]]; then
-    __worker_env_user "$@" || return
-  fi
-  for var in "${pyvars[@]}"; do
-    if [[ -n ${!var+set} ]]; then
-      unset "$var"
-      cleared+=" $var"
-    fi
-  done
-  # shellcheck source=/dev/null
-  builtin source "$env/bin/activate" || return 1
-  __worker_env_ms "$start"
-  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}$__worker_env_note"
-}
-
-__worker_env_options
-__worker_env_note=
 if __worker_env "$@"; then
   set -- 0
 else
   set -- "$?"
 fi
-eval "$__worker_env_restore"
-unset -f __worker_env __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms __worker_env_options \
-  __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable __worker_env_user
-# The lock's descriptor stays open for the worker; only its name goes.
-unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
-  __worker_env_took __worker_env_why
+__worker_env_done
 return "$1"
