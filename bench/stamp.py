@@ -25,7 +25,7 @@ MEASURES = {
         "bench/worker_start.py",
         "bench/worker_start.sh",
         "roles/python_envs/files/worker-env.sh",
-        "roles/python_envs/files/worker-env-user.sh",
+        "roles/python_envs/files/worker-env-build",
         "roles/python_envs/templates",
     ],
     "site_rollout": ["bench/site_rollout.py", "bench/trivial.yml", "roles", "playbooks", "molecule/fleet"],

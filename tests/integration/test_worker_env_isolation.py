@@ -255,7 +255,7 @@ def test_any_shell_options_start_the_same_worker_and_are_left_as_found(
         assert path.startswith(site_build(site) + "/")
         assert line.startswith(f"worker-env: {NAME} site ")
     else:
-        assert path.startswith(f"{home}/.globus_compute/envs/{NAME}-req-")
+        assert path.startswith(f"{home}/.globus_compute/envs/.builds/{NAME}-req-")
         how = "built" if kind == "user-build" else "user"
         assert line.startswith(f"worker-env: {NAME}-req-") and f" {how} {home}/" in line, line
     before = (tmp_path / "before").read_text().splitlines()
@@ -302,7 +302,7 @@ def test_per_user_builds_use_the_sites_interpreter_not_condas(bare_site: Site, t
     first = bare_site.start(home, **active)
     path, version = imported(first)
     env = home / ".globus_compute" / "envs" / NAME
-    assert (version, path.startswith(f"{env}/")) == (GCE, True)
+    assert (version, path.startswith(f"{env.resolve()}/")) == (GCE, True)
     stamp = (env / ".ready").read_text()
     assert f"interpreter={PYTHON}\n" in stamp
     assert os.path.realpath(env / "bin" / "python") == os.path.realpath(PYTHON)
@@ -322,7 +322,7 @@ def test_per_user_builds_use_the_sites_explicit_interpreter(bare_site: Site, tmp
     home.mkdir()
     path, version = imported(bare_site.start(home))
     env = home / ".globus_compute" / "envs" / NAME
-    assert version == GCE and path.startswith(f"{env}/")
+    assert version == GCE and path.startswith(f"{env.resolve()}/")
     assert f"interpreter={site_python}\n" in (env / ".ready").read_text()
 
 
@@ -336,7 +336,7 @@ def test_an_environment_whose_python_is_gone_is_not_ready_and_is_rebuilt(bare_si
     python.symlink_to(tmp_path / "conda" / "bin" / "python3.11")  # a prefix that was removed
     result = bare_site.start(home)
     path, version = imported(result)
-    assert version == GCE and path.startswith(f"{env}/")
+    assert version == GCE and path.startswith(f"{env.resolve()}/")
     assert f" {NAME} built {env} " in worker_line(result)
 
 
@@ -404,7 +404,7 @@ def test_per_user_builds_ignore_the_workers_directory_and_uv_variables(
     result = bare_site.start(home, cwd=cwd, **extra)
     path, version = imported(result)
     env = home / ".globus_compute" / "envs" / NAME
-    assert version == GCE and path.startswith(f"{env}/")
+    assert version == GCE and path.startswith(f"{env.resolve()}/")
     assert_complete_site_environment(env)
 
 
@@ -435,7 +435,7 @@ def test_a_per_user_build_uses_the_users_cache_not_the_sites(site: Site, tmp_pat
             timeout=TIMEOUT,
         )
         path, version = imported(result)
-        assert version == GCE and path.startswith(f"{home}/.globus_compute/envs/{NAME}-req-")
+        assert version == GCE and path.startswith(f"{home}/.globus_compute/envs/.builds/{NAME}-req-")
         assert list(cache.iterdir()) == []
         assert (home / ".cache" / "uv").is_dir()
     finally:

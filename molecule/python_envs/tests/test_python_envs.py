@@ -66,7 +66,7 @@ def test_nothing_the_site_built_is_writable_by_users(request, name: str) -> None
 def test_runtime_and_endpoint_files_are_in_place(bookworm) -> None:
     for name in (
         "worker-env.sh",
-        "worker-env-user.sh",
+        "worker-env-build",
         "worker-env.conf",
         "user_config_template.yaml.j2",
         "user_config_schema.json",

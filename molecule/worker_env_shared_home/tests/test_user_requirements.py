@@ -237,7 +237,8 @@ def test_in_the_make_run_layout_site_environments_are_neither_counted_nor_pruned
     runtime = "/tmp/make-run-runtime"
     site_env = f"{ENVS}/py3.13-gce{GCE_VERSION}"
     host.check_output(
-        f"rm -rf {runtime} && mkdir {runtime} && cp /opt/hpc_globus_compute/worker-env*.sh {runtime}/"
+        f"rm -rf {runtime} && mkdir {runtime}"
+        f" && cp /opt/hpc_globus_compute/worker-env.sh /opt/hpc_globus_compute/worker-env-build {runtime}/"
         f" && sed 's|^WORKER_ENV_SITE_ROOT=.*|WORKER_ENV_SITE_ROOT={ENVS}|' /opt/hpc_globus_compute/worker-env.conf"
         f" >{runtime}/worker-env.conf && grep -qx 'WORKER_ENV_SITE_ROOT={ENVS}' {runtime}/worker-env.conf"
         f" && ln -s {SITE_ENV} {site_env}"

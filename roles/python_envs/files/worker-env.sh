@@ -14,20 +14,27 @@
 # the site environment's package set plus those packages, built once per user
 # and set of requirements: $HOME/.globus_compute/envs/py3.12-gce4.19.0-req-<hash>.
 #
-# Concurrent starts on any number of nodes sharing $HOME wait for one build.
-# A worker in a per-user environment holds a shared lock on it for its life,
-# so that the user's limits (count, age) never remove one in use. On failure
+# A user's environment that is ready costs one process, the `flock` of the
+# shared lock a worker holds on it for its life (so that the user's limits
+# never remove one in use); the requirements are checked, normalised and
+# hashed here, in bash. Only a missing environment runs the build program,
+# worker-env-build beside this file, which says how environments are built,
+# published and removed when locks hold, do not exclude, or fail. On failure
 # one line on stderr says what was asked and why, and the status is non-zero,
 # so that no worker runs under another Python. Safe to source under
-# `set -euo pipefail`; settings come from worker-env.conf beside this file,
-# and everything about per-user environments from worker-env-user.sh, which
-# only a worker that needs one reads.
+# `set -euo pipefail`; settings come from worker-env.conf beside this file.
 #
 # The worker's shell is the user's: whatever options, aliases and variables
 # their dotfiles or modules left, this file runs the same and leaves the
 # options as it found them. Variables that would make the worker's Python
 # import code from elsewhere (PYTHONPATH from a `module load`, ...) are
 # cleared, and the worker's line names them.
+
+# What follows needs bash 4.2 ({fd} redirections, ${x,,}, printf %(...)T).
+if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 402)); then
+  printf 'worker-env: refusing bash %s: worker-env.sh needs bash 4.2 or later\n' "${BASH_VERSION-}" >&2
+  return 1
+fi
 
 # The user's aliases would rewrite this file's commands as they are read.
 if \shopt -q expand_aliases; then
@@ -65,7 +72,14 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
   fi
 }
 
-# The WORKER_ENV_* settings are read by worker-env-user.sh, sourced from here.
+__worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
+  local target
+  target=$(readlink "$1/bin/python" 2>/dev/null) || target=
+  __worker_env_say "site environment $1 is stamped ready but $1/bin/python" \
+    "${target:+(that is $target) }cannot be run by this account; its interpreter must be where every user can read it"
+}
+
+# Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
 # shellcheck disable=SC2034
 __worker_env() {
   local fallback='' start=${EPOCHREALTIME:-} py gce name env var cleared=''
@@ -80,7 +94,7 @@ __worker_env() {
   local IFS=$' \t\n'
   # What redirects a Python's imports or its standard library.
   local -a pyvars=(PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE)
-  # Defaults for what worker-env.conf sets; read by worker-env-user.sh, sourced below.
+  # Defaults for what worker-env.conf sets.
   local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
   local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
   local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
@@ -103,10 +117,16 @@ __worker_env() {
   env="$WORKER_ENV_SITE_ROOT/$name"
   __worker_env_how=site
 
-  # Ready: stamped, and its interpreter still there (-x follows the link).
-  if (($#)) || [[ ! -f $env/.ready || ! -x $env/bin/python ]]; then
-    # shellcheck source=roles/python_envs/files/worker-env-user.sh
-    builtin source "${BASH_SOURCE[0]%/*}/worker-env-user.sh" || return 1
+  # Ready: stamped, and its interpreter runs for this account (-x follows
+  # the links to it: one stat, and a clear line instead of a worker that
+  # cannot start).
+  if [[ -f $env/.ready && ! -x $env/bin/python ]]; then
+    __worker_env_unrunnable "$env"
+    return 1
+  fi
+  if (($#)) || [[ ! -f $env/.ready ]]; then
+    # The per-user part of this file, below, is read only when needed.
+    declare -F __worker_env_user >/dev/null || return 3
     __worker_env_user "$@" || return
   fi
   for var in "${pyvars[@]}"; do
@@ -118,18 +138,199 @@ __worker_env() {
   # shellcheck source=/dev/null
   builtin source "$env/bin/activate" || return 1
   __worker_env_ms "$start"
-  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}$fallback"
+  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}$__worker_env_note$fallback"
+}
+
+__worker_env_done() { # the user's options back, and none of this file's names left
+  eval "$__worker_env_restore"
+  unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
+    __worker_env_options __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
+    __worker_env_user
+  # The lock's descriptor stays open for the worker; only its name goes.
+  unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
+    __worker_env_status __worker_env_took __worker_env_why
 }
 
 __worker_env_options
+__worker_env_note=
+if __worker_env "$@"; then
+  __worker_env_status=0
+else
+  __worker_env_status=$?
+fi
+if ((__worker_env_status != 3)); then
+  set -- "$__worker_env_status"
+  __worker_env_done
+  return "$1"
+fi
+
+# A user's environment. Bash reads no further than the return above on the
+# site fast path, so none of this costs it anything.
+
+__worker_env_requirements() { # REQ...: check the user's requirements, normalised and sorted into __worker_env_norm
+  # PEP 508 names, extras and version specifiers; the schema's grammar.
+  local name='[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?'
+  local spec='(===|==|!=|<=|>=|~=|<|>) *[A-Za-z0-9.*+!_-]+'
+  local req="^ *($name)( *\\[ *$name( *, *$name)* *\\])?( *$spec( *, *$spec)*)? *$"
+  local LC_ALL=C arg url norm i n
+  __worker_env_norm=()
+  if (($# > WORKER_ENV_REQUIREMENTS_MAX)); then
+    __worker_env_why="$# requirements: at most $WORKER_ENV_REQUIREMENTS_MAX"
+    return 1
+  fi
+  for arg; do
+    if [[ $arg == --index-url=* || $arg == --extra-index-url=* ]]; then
+      norm=
+      for url in "${WORKER_ENV_INDEXES[@]}"; do
+        [[ ${arg#*=} == "$url" ]] && norm=$arg
+      done
+      if [[ -z $norm ]]; then
+        __worker_env_why="index '${arg:0:120}': not one the site allows"
+        return 1
+      fi
+    elif ((${#arg} <= 1000)) && [[ $arg =~ $req ]]; then
+      # PEP 503 name, then the rest without spaces: one spelling per requirement.
+      norm=${BASH_REMATCH[1],,}
+      norm=${norm//[._]/-}
+      while [[ $norm == *--* ]]; do norm=${norm//--/-}; done
+      arg=${arg#*"${BASH_REMATCH[1]}"}
+      arg=${arg// /}
+      norm+=${arg,,}
+    else
+      __worker_env_why="requirement '${arg:0:120}': expected a PEP 508 name with extras and version specifiers"
+      return 1
+    fi
+    n=${#__worker_env_norm[@]}
+    for ((i = 0; i < n; i++)); do
+      [[ ${__worker_env_norm[i]} < "$norm" ]] || break
+    done
+    [[ ${__worker_env_norm[i]:-} == "$norm" ]] ||
+      __worker_env_norm=("${__worker_env_norm[@]:0:i}" "$norm" "${__worker_env_norm[@]:i}")
+  done
+}
+
+__worker_env_key() { # text: its 64-bit FNV-1a hash in 16 hex digits, into __worker_env_base (no subprocess)
+  # Names a directory of the user's own, not a security boundary: a stable,
+  # well-spread hash of ASCII text is all it needs. Arithmetic wraps at 64 bits.
+  local LC_ALL=C text=$1 i c h=-3750763034362895579 # 0xcbf29ce484222325
+  for ((i = 0; i < ${#text}; i++)); do
+    printf -v c %d "'${text:i:1}"
+    ((h = (h ^ c) * 1099511628211))
+  done
+  printf -v __worker_env_base %016x "$h"
+}
+
+__worker_env_spec() { # env: the spec hash of a site build's ready stamp, into __worker_env_base
+  local line re='"spec": *"([0-9a-f]+)"'
+  __worker_env_base=unknown
+  while IFS= read -r line; do
+    if [[ $line =~ $re ]]; then
+      __worker_env_base=${BASH_REMATCH[1]}
+      return 0
+    fi
+  done <"$1/.ready"
+}
+
+__worker_env_list() { # root: the ready environments under it, comma-separated
+  local stamp names=()
+  for stamp in "$1"/py*-gce*/.ready; do
+    stamp=${stamp%/.ready}
+    [[ -f $stamp/.ready ]] && names+=("${stamp##*/}")
+  done
+  local IFS=,
+  printf '%s' "${names[*]:-none}"
+}
+
+__worker_env_hold() { # env: hold the shared lock of a user's environment for the worker's life, bounded
+  # The open file is inherited by the worker and released by the kernel when
+  # it ends; flock is honoured across the nodes of an NFSv4 or Lustre home.
+  # Only a prune takes it exclusively, briefly: a bounded wait, three tries
+  # (a prune may remove the file as we open it), then going on without it.
+  # Where locks fail (ENOSYS, ENOLCK) the start goes on too, and says so.
+  local lock=${1%/*}/.${1##*/}.lock try rc
+  for try in 1 2 3; do
+    # Readable by the user alone: a lock others can open is one they can hold.
+    [[ -e $lock ]] || (umask 077 && : >>"$lock") 2>/dev/null
+    { exec {__worker_env_fd}<>"$lock"; } 2>/dev/null || break
+    flock -s -E 75 -w 10 "$__worker_env_fd" 2>/dev/null && rc=0 || rc=$?
+    if ((rc == 0)) && [[ /dev/fd/$__worker_env_fd -ef $lock ]]; then
+      # Its time is the environment's last start (see worker-env-build's prune).
+      : >|"$lock" 2>/dev/null || :
+      return 0
+    fi
+    exec {__worker_env_fd}>&-
+    if ((rc != 0 && rc != 75)); then
+      __worker_env_note="; no lock on $lock (flock status $rc): it may be pruned while in use"
+      return 0
+    fi
+  done
+  __worker_env_note="; no lock on $lock after $try tries: it may be pruned while in use"
+}
+
+__worker_env_user() { # REQ...: point env at the user's environment, building it first if need be
+  local base=$env what="Python $py with globus-compute-endpoint $gce" dir=${BASH_SOURCE[0]%/*} out
+  if (($#)); then
+    if [[ $WORKER_ENV_USER_REQUIREMENTS != true ]]; then
+      __worker_env_say "refusing requirements: user packages are off on this endpoint"
+      return 2
+    fi
+    if ! __worker_env_requirements "$@"; then
+      __worker_env_say "refusing $__worker_env_why"
+      return 2
+    fi
+  fi
+  if [[ ! -f $base/.ready ]]; then
+    if [[ $WORKER_ENV_USER_BUILDS != true ]]; then
+      __worker_env_say "no environment for $what${*:+ to add packages to};" \
+        "site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT"); per-user builds are off"
+      return 1
+    fi
+    base=''
+  fi
+  # Never a build in /.globus_compute, nor one relative to wherever the job runs.
+  if [[ ${HOME:-} != /* || ${HOME:-} == / ]]; then
+    out='unset'
+    [[ -n ${HOME+set} ]] && out="'${HOME:0:120}'"
+    __worker_env_say "no environment for $what${*:+ and $*}: HOME is $out, not an absolute directory;" \
+      "per-user environments live under it"
+    return 1
+  fi
+  env="$HOME/$WORKER_ENV_USER_ROOT/$name"
+  if (($#)); then
+    __worker_env_base=none
+    [[ -n $base ]] && __worker_env_spec "$base"
+    # The key follows the site build too: when the admin rebuilds it, users
+    # get a fresh environment on top of it, and the old one ages out.
+    printf -v out '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}"
+    __worker_env_key "$out"
+    env+="-req-$__worker_env_base"
+  fi
+  [[ -d ${env%/*} ]] || mkdir -p "${env%/*}" 2>/dev/null
+  __worker_env_hold "$env"
+  __worker_env_how=user
+  # Ready: stamped, and its interpreter still there (-x follows the link).
+  [[ -f $env/.ready && -x $env/bin/python ]] && return 0
+  if out=$("$BASH" "$dir/worker-env-build" "$dir/worker-env.conf" "$env" "$py" "$gce" "$base" \
+    "${__worker_env_norm[@]}" 2>&1) && [[ $out == built || $out == waited ]]; then
+    __worker_env_how=$out
+    [[ -f $env/.ready && -x $env/bin/python ]] && return 0
+    out="the build of $env says $out, but it is not ready"
+  fi
+  # A reason is never empty: at the least, say which step gave none.
+  out=${out//$'\n'/ }
+  : "${out:=no reason given by the build of $env}"
+  if (($#)); then
+    __worker_env_say "no environment for $what and $*: $out"
+  else
+    __worker_env_say "no environment for $what: $out; site has: $(__worker_env_list "$WORKER_ENV_SITE_ROOT")"
+  fi
+  return 1
+}
+
 if __worker_env "$@"; then
   set -- 0
 else
   set -- "$?"
 fi
-eval "$__worker_env_restore"
-unset -f __worker_env __worker_env_isolate __worker_env_list __worker_env_make __worker_env_ms __worker_env_options \
-  __worker_env_private __worker_env_prune __worker_env_python __worker_env_ready __worker_env_requirements __worker_env_say \
-  __worker_env_spec __worker_env_use __worker_env_user
-unset __worker_env_base __worker_env_how __worker_env_norm __worker_env_restore __worker_env_took __worker_env_why
+__worker_env_done
 return "$1"

@@ -1,0 +1,354 @@
+"""Per-user builds when locks hold, do not exclude or fail; killed builders; job shells without HOME.
+
+A real site environment (Python 3.11, globus-compute-endpoint 4.19.0) is built
+by the role's build-env.sh from the offline wheelhouse, and the runtime is laid
+down by the role with uv behind a wrapper that logs each call (and, on demand,
+slows `pip install` down so that a storm of starts arrives during one build, or
+SIGKILLs the builder at a chosen point). Workers start as worker_init does and
+ask for `six==1.17.0` on top of the site environment.
+
+Locks that do not exclude (Lustre `localflock`, NFS `nolock`, across nodes) are
+simulated on one node by a `flock` on PATH that reports success without
+locking; locks that fail by one that prints what util-linux flock prints for
+ENOSYS and exits with its status for it (65).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import role_runner
+from accounts import is_root
+from test_worker_env_isolation import GCE, NAME, UV, Site, build_site, wheelhouse_for_311
+
+PROBE = "python -c 'import six, globus_compute_endpoint as g; print(six.__version__, g.__version__)'"
+# A start or a build takes seconds; one that hangs must not hang the suite.
+TIMEOUT = 120
+STORM = 8
+SIX = "six==1.17.0"
+
+UV_WRAPPER = """#!/bin/bash
+echo "$1 $2" >>{base}/uv-calls
+point=$(cat {base}/kill-at 2>/dev/null) || point=
+if [[ "$1 $2" == "pip install" && -e {base}/slow ]]; then sleep 4; fi
+if [[ -n $point && "$1 $2" == "$point"* ]]; then
+  # The builder (worker-env-build) runs uv from a subshell: both go, as in a job's end.
+  read -r _ _ _ builder _ </proc/$PPID/stat
+  kill -KILL "$builder" "$PPID"
+  exit 137
+fi
+exec {uv} "$@"
+"""
+# Called by the builder to publish its build, after the ready stamp: killing it there.
+LN_WRAPPER = """#!/bin/bash
+if [[ $(cat {base}/kill-at 2>/dev/null) == ln ]]; then kill -KILL "$PPID"; exit 137; fi
+exec /bin/ln "$@"
+"""
+NOT_EXCLUDING = "#!/bin/sh\n# Takes no lock and says it did: a lock that excludes nothing.\nexit 0\n"
+FAILING = (
+    "#!/bin/bash\n# What util-linux flock does where flock(2) gives ENOSYS.\n"
+    'echo "flock: ${!#}: Function not implemented" >&2\nexit 65\n'
+)
+
+
+@pytest.fixture(scope="module")
+def site() -> Site:
+    base = Path(tempfile.mkdtemp(prefix="hpc-gc-per-user-"))
+    base.chmod(0o755)
+    s = Site(base)
+    wheelhouse_for_311(s.wheelhouse)
+    (s.policy / "uv").mkdir(parents=True)
+    (s.policy / "uv" / "uv.toml").write_text(
+        f'offline = true\nno-index = true\nfind-links = ["{s.wheelhouse}"]\npython-downloads = "never"\n'
+    )
+    wrapper = base / "uv"
+    wrapper.write_text(UV_WRAPPER.format(base=base, uv=UV))
+    wrapper.chmod(0o755)
+    for kind, text in {"not-excluding": NOT_EXCLUDING, "failing": FAILING}.items():
+        (base / kind).mkdir()
+        (base / kind / "flock").write_text(text)
+        (base / kind / "flock").chmod(0o755)
+    (base / "kill-ln").mkdir()
+    (base / "kill-ln" / "ln").write_text(LN_WRAPPER.format(base=base))
+    (base / "kill-ln" / "ln").chmod(0o755)
+    role_runner_result = role_runner.run_role(
+        base,
+        "python_envs",
+        {
+            "python_envs_runtime_dir": str(s.runtime),
+            "python_envs_root": str(s.envs),
+            "python_envs_owner": "root",
+            "python_envs_group": "root",
+            "python_envs_uv": str(wrapper),
+            "python_envs_user_builds": True,
+            "python_envs_user_envs_max": 2,
+        },
+        args=["--tags=python_envs_runtime"],
+    )
+    assert role_runner_result.returncode == 0, role_runner_result.stdout + role_runner_result.stderr
+    s.envs.mkdir(exist_ok=True)
+    built = build_site(s, base, s.env(base / "root-home"))
+    assert built.returncode == 0, built.stderr
+    yield s
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def home(site: Site, tmp_path: Path) -> Path:
+    for name in ("uv-calls", "kill-at", "slow"):
+        (site.base / name).unlink(missing_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=site.base))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def envs_of(home: Path) -> Path:
+    return home / ".globus_compute" / "envs"
+
+
+def init(site: Site, *args: str) -> str:
+    quoted = " ".join("'" + a + "'" for a in args)
+    return f"\\builtin source {site.runtime}/worker-env.sh 3.11 {GCE} {quoted} || exit $?"
+
+
+def spawn(site: Site, home: Path, script: str, path: str = "/usr/bin:/bin") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        ["bash", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=site.env(home, PATH=path),
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        # A group of its own: a start that hangs goes with everything it ran.
+        start_new_session=True,
+    )
+
+
+def finish(procs: list[subprocess.Popen[str]]) -> list[subprocess.CompletedProcess[str]]:
+    """Each one's outcome; a start that does not end in time fails the test, and none is left running."""
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=TIMEOUT)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.communicate()
+    return results
+
+
+def run(site: Site, home: Path, script: str, path: str = "/usr/bin:/bin") -> subprocess.CompletedProcess[str]:
+    return finish([spawn(site, home, script, path)])[0]
+
+
+def line_of(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("worker-env: "), result.stderr
+    return lines[0]
+
+
+def uv_calls(site: Site) -> list[str]:
+    calls = site.base / "uv-calls"
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+def storm(site: Site, home: Path, path: str) -> tuple[list[subprocess.CompletedProcess[str]], float]:
+    (site.base / "slow").touch()
+    began = time.monotonic()
+    results = finish([spawn(site, home, f"{init(site, SIX)}\n{PROBE}", path) for _ in range(STORM)])
+    return results, time.monotonic() - began
+
+
+def builds_of(home: Path) -> tuple[str, list[str]]:
+    """The user's one environment: its name, and every build of it (each must be complete)."""
+    envs = envs_of(home)
+    (link,) = [p for p in envs.iterdir() if p.name.startswith(f"{NAME}-req-")]
+    builds = sorted((envs / ".builds" / link.name).iterdir())
+    for build in builds:
+        assert (build / ".ready").is_file(), build
+    return link.name, [b.name for b in builds]
+
+
+def test_a_storm_with_coherent_locks_makes_one_build(site: Site, home: Path) -> None:
+    results, _ = storm(site, home, "/usr/bin:/bin")
+    assert [(r.returncode, r.stdout) for r in results] == [(0, f"1.17.0 {GCE}\n")] * STORM
+    hows = sorted(line_of(r).split()[2] for r in results)
+    assert hows == ["built"] + ["waited"] * (STORM - 1)
+    assert [c for c in uv_calls(site) if c == "venv --quiet"] == ["venv --quiet"]
+    name, builds = builds_of(home)
+    assert os.readlink(envs_of(home) / name) == f".builds/{name}/{builds[0]}"
+
+
+@pytest.mark.parametrize("locks", ["not-excluding", "failing"])
+def test_a_storm_without_working_locks_starts_every_worker(site: Site, home: Path, locks: str) -> None:
+    """Duplicate builds are allowed; every worker runs in a complete environment, none fails or loops."""
+    results, took = storm(site, home, f"{site.base / locks}:/usr/bin:/bin")
+    assert [(r.returncode, r.stdout) for r in results] == [(0, f"1.17.0 {GCE}\n")] * STORM, [r.stderr for r in results]
+    lines = [line_of(r) for r in results]
+    assert {line.split()[2] for line in lines} <= {"built", "waited"}
+    name, builds = builds_of(home)
+    assert builds and os.readlink(envs_of(home) / name).split("/")[-1] in builds
+    lock = envs_of(home) / f".{name}.lock"
+    if locks == "failing":
+        assert all(
+            line.endswith(f"; no lock on {lock} (flock status 65): it may be pruned while in use") for line in lines
+        ), lines
+        # No wait on a lock that fails: the builds run side by side.
+        assert took < TIMEOUT / 2
+
+
+@pytest.mark.parametrize("point", ["venv", "pip install", "ln"])
+def test_a_killed_builder_is_never_used_and_the_next_start_cleans_up(site: Site, home: Path, point: str) -> None:
+    path = f"{site.base / 'kill-ln'}:/usr/bin:/bin"
+    (site.base / "kill-at").write_text(point)
+    killed = run(site, home, f"{init(site, SIX)}\n{PROBE}", path)
+    assert killed.returncode == 1 and killed.stdout == ""
+    assert line_of(killed).startswith(
+        f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and {SIX}: "
+    )
+    envs = envs_of(home)
+    (left,) = [p.name for p in (envs / ".builds").iterdir()]
+    (partial,) = (envs / ".builds" / left).iterdir()
+    # Never published: no link; complete only when killed after its stamp.
+    assert not (envs / left).exists()
+    assert (partial / ".ready").exists() == (point == "ln")
+    (site.base / "kill-at").unlink()
+    again = run(site, home, f"{init(site, SIX)}\n{PROBE}", path)
+    assert (again.returncode, again.stdout) == (0, f"1.17.0 {GCE}\n"), again.stderr
+    assert line_of(again).split()[1:3] == [left, "built"]
+    name, builds = builds_of(home)
+    # A partial build is removed; a complete one is published as it is.
+    assert name == left and len(builds) == 1 and (builds == [partial.name]) == (point == "ln")
+    assert os.readlink(envs / name) == f".builds/{name}/{builds[0]}"
+    assert sorted(p.name for p in envs.iterdir()) == sorted([".builds", f".{name}.lock", name])
+
+
+HOMES = {"unset": None, "empty": "", "relative": "home", "root": "/"}
+
+
+@pytest.mark.parametrize("value", HOMES.values(), ids=HOMES.keys())
+@pytest.mark.parametrize("args", [[SIX], []], ids=["requirements", "no-site-env"])
+def test_without_a_home_one_line_and_no_build(site: Site, tmp_path: Path, value: str | None, args: list[str]) -> None:
+    if not args:
+        # No site environment for the pair: a per-user build would be needed.
+        runtime = tmp_path / "runtime"
+        shutil.copytree(site.runtime, runtime)
+        conf = runtime / "worker-env.conf"
+        conf.write_text(conf.read_text().replace(str(site.envs), str(tmp_path / "none")))
+    else:
+        runtime = site.runtime
+    assert not Path("/.globus_compute").exists()
+    env = {"PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(site.policy)}
+    if value is not None:
+        env["HOME"] = value
+    quoted = " ".join("'" + a + "'" for a in args)
+    script = f"set -euo pipefail\n\\builtin source {runtime}/worker-env.sh 3.11 {GCE} {quoted} || exit $?\necho ran"
+    result = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=TIMEOUT
+    )
+    try:
+        shown = "unset" if value is None else f"'{value}'"
+        what = f"Python 3.11 with globus-compute-endpoint {GCE}" + (f" and {SIX}" if args else "")
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"worker-env: no environment for {what}: HOME is {shown}, not an absolute directory;"
+            " per-user environments live under it\n"
+        )
+        assert not (tmp_path / "home").exists()
+    finally:
+        built_at_root = Path("/.globus_compute").exists()
+        shutil.rmtree("/.globus_compute", ignore_errors=True)
+    assert not built_at_root
+
+
+def test_without_epoch_variables_times_and_ages_still_apply(site: Site, home: Path) -> None:
+    """bash 4.4 (RHEL 8) has no EPOCHSECONDS or EPOCHREALTIME; unset, bash 5 has none either."""
+    absent = "unset EPOCHSECONDS EPOCHREALTIME\n[[ -z ${EPOCHSECONDS+x}${EPOCHREALTIME+x} ]] || exit 99\n"
+    first = run(site, home, f"{absent}{init(site, SIX)}\n{PROBE}")
+    assert first.returncode == 0, first.stderr
+    old = line_of(first).split()[1]
+    assert line_of(first).endswith(" ? ms")
+    lock = envs_of(home) / f".{old}.lock"
+    month_ago = time.time() - 31 * 86400
+    os.utime(lock, (month_ago, month_ago))
+    second = run(site, home, f"{absent}{init(site, 'six')}\n{PROBE}")
+    assert (second.returncode, second.stdout) == (0, f"1.17.0 {GCE}\n"), second.stderr
+    # Unused for longer than the age limit (30 days): removed, link, lock and builds.
+    assert sorted(p.name for p in envs_of(home).iterdir() if old in p.name) == []
+    assert not (envs_of(home) / ".builds" / old).exists()
+
+
+@pytest.mark.parametrize("locks", ["coherent", "failing"])
+def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: str) -> None:
+    path = "/usr/bin:/bin" if locks == "coherent" else f"{site.base / 'failing'}:/usr/bin:/bin"
+    started = home / "started"
+    held = spawn(site, home, f"{init(site, SIX)}\ntouch {started}\nexec sleep 300", path)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not started.exists() and held.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists(), held.poll()
+        name = next(p.name for p in envs_of(home).iterdir() if p.name.startswith(f"{NAME}-req-"))
+        build = (envs_of(home) / name).resolve()
+        month_ago = time.time() - 31 * 86400
+        os.utime(envs_of(home) / f".{name}.lock", (month_ago, month_ago))
+        other = run(site, home, f"{init(site, 'six')}\n{PROBE}", path)
+        assert other.returncode == 0, other.stderr
+        # Its build stays for the worker running in it, which still imports from it.
+        assert (build / ".ready").is_file()
+        probe = subprocess.run([str(build / "bin" / "python"), "-c", "import six"], capture_output=True, timeout=60)
+        assert probe.returncode == 0
+        # Where locks fail, nobody can tell: it is only unpublished (no longer counted).
+        assert (envs_of(home) / name).exists() == (locks == "coherent")
+    finally:
+        os.killpg(held.pid, 9)
+        held.communicate()
+
+
+def test_a_site_python_this_account_cannot_run_is_named(site: Site, tmp_path: Path) -> None:
+    if not is_root():
+        pytest.skip("needs root to run as another account")
+    base = Path(tempfile.mkdtemp(prefix="hpc-gc-unrunnable-"))
+    try:
+        base.chmod(0o755)
+        private = base / "root-home"
+        private.mkdir(mode=0o700)
+        shutil.copy2("/usr/bin/python3.11", private / "python3.11")
+        env = base / "envs" / NAME
+        (env / "bin").mkdir(parents=True)
+        (env / "bin" / "python").symlink_to(private / "python3.11")
+        (env / ".ready").write_text("{}\n")
+        runtime = base / "runtime"
+        shutil.copytree(site.runtime, runtime)
+        conf = runtime / "worker-env.conf"
+        conf.write_text(conf.read_text().replace(str(site.envs), str(base / "envs")))
+        home = base / "home"
+        home.mkdir()
+        shutil.chown(home, "nobody", "nogroup")
+        script = f"\\builtin source {runtime}/worker-env.sh 3.11 {GCE} || exit $?\necho ran"
+        result = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "bash", "-c", script],
+            capture_output=True,
+            text=True,
+            cwd=home,
+            env={"HOME": str(home), "PATH": "/usr/bin:/bin"},
+            timeout=TIMEOUT,
+        )
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"worker-env: site environment {env} is stamped ready but {env}/bin/python"
+            f" (that is {private}/python3.11) cannot be run by this account;"
+            " its interpreter must be where every user can read it\n"
+        )
+        assert list(home.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
