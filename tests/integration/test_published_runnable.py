@@ -135,3 +135,15 @@ def test_uv_managed_interpreters_are_under_the_root_and_users_run_their_environm
     assert (ran.returncode, ran.stdout) == (0, "4.19.0\n"), ran.stderr
     conf = (site / "runtime" / "worker-env.conf").read_text().splitlines()
     assert conf[-1] == f"WORKER_ENV_PYTHON_INSTALL_DIR={envs / '.python'}"
+
+
+def test_a_root_users_cannot_reach_publishes_nothing(tmp_path: Path) -> None:
+    """python_envs_root under a 0700 directory (pytest's own, like root's home): built, refused, removed."""
+    hidden = tmp_path / "root-home"
+    hidden.mkdir(mode=0o700)
+    result = python_envs(tmp_path, hidden, python_envs_interpreter_paths={"3.11": PYTHON})
+    envs = hidden / "runtime" / "envs"
+    assert_fails_with(result, f"python_envs_root: {envs}/.builds/{NAME}-", "/bin/python cannot be run by nobody")
+    assert "Permission denied; nothing was published." in result.stdout + result.stderr
+    assert not (envs / NAME).exists()
+    assert [p.name for p in (envs / ".builds").iterdir() if p.is_dir()] == []
