@@ -18,6 +18,9 @@ def run_endpoint(tmp_path: Path, **variables: object):
         "endpoint_bin_dir": str(tmp_path / "bin"),
         "endpoint_facts_dir": str(tmp_path / "facts"),
         "endpoint_service": False,
+        # Not the first python3 on the test's PATH (the toolchain's, under root's 0700 home), which
+        # the role refuses before the variable each case is about.
+        "endpoint_python": "/usr/bin/python3",
     }
     return run_role(tmp_path, "endpoint", {**base, **variables})
 

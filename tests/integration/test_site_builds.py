@@ -1,10 +1,13 @@
-"""Site builds (build-env.sh) are correct whatever the locks do, and no user can stall them.
+"""Site builds (build-env.sh) are correct whatever the locks do, no user can stall them,
+and what they publish every user can run.
 
 Each test runs the real script with the real uv against the offline
-wheelhouse: locks that exclude, locks that exclude nothing (a filesystem
-mounted with localflock or nolock, seen from several nodes), locks that fail
-(ENOSYS, ENOLCK), a builder killed midway, and a user holding a lock on every
-file under the root that they can read.
+wheelhouse: storms of builders with locks that exclude, locks that exclude
+nothing (a filesystem mounted with localflock or nolock, seen from several
+nodes), locks that fail (ENOSYS, ENOLCK); a builder killed at each step; a
+user holding a lock on every file under the root that they can read; a uv
+cache filled under umask 077; an interpreter only root can run. The root
+of every build is one that all accounts can reach, as a site's is.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accounts import accounts, is_root
+from accounts import accounts, as_user, is_root
 from artifacts import artifacts
 from role_runner import ROOT
 
@@ -33,33 +39,58 @@ def wheelhouse() -> Path:
     return artifacts() / "wheelhouse"
 
 
+@pytest.fixture
+def site() -> Iterator[Path]:
+    """A directory every account can traverse, as a site's root is (pytest's own are root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="hgc-site-", dir="/tmp"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def fake_flock(directory: Path, behaviour: str) -> Path:
     """A flock(1) on PATH that fails as on a filesystem without locks, or grants every lock at once."""
     directory.mkdir(exist_ok=True)
     script = directory / "flock"
     if behaviour == "fails":
-        script.write_text('#!/bin/sh\necho "flock: 9: Function not implemented" >&2\nexit 1\n')
+        script.write_text('#!/bin/sh\necho "flock: 11: Function not implemented" >&2\nexit 1\n')
     else:
         script.write_text("#!/bin/sh\nexit 0\n")
     script.chmod(0o755)
     return directory
 
 
-def build(
-    wheelhouse: Path, root: Path, spec: str, *packages: str, path_first: Path | None = None, uv: Path = UV
-) -> subprocess.Popen[str]:
-    # The site policy, as the building account's own uv.toml (as for root's).
+def uv_policy(root: Path, wheelhouse: Path) -> Path:
+    """The site policy, as the building account's own uv.toml (as for root's); returns XDG_CONFIG_HOME."""
     config = root.parent / "config"
     (config / "uv").mkdir(parents=True, exist_ok=True)
     (config / "uv" / "uv.toml").write_text(
         f'offline = true\nno-index = true\nfind-links = ["{wheelhouse}"]\npython-downloads = "never"\n'
         f'cache-dir = "{root.parent / "uv-cache"}"\n'
     )
-    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    return config
+
+
+def build(
+    wheelhouse: Path,
+    root: Path,
+    spec: str,
+    *packages: str,
+    path_first: Path | None = None,
+    uv: Path = UV,
+    python: str = PYTHON,
+    account: str | None = None,
+    own_group: bool = False,
+) -> subprocess.Popen[str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(uv_policy(root, wheelhouse))}
     if path_first:
         env["PATH"] = f"{path_first}:{env['PATH']}"
-    argv = ["bash", str(BUILD_ENV), str(uv), str(root), NAME, spec, PYTHON, "4.19.0", *packages]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    options = ["--as", account] if account else []
+    argv = ["bash", str(BUILD_ENV), *options, str(uv), str(root), NAME, spec, python, "4.19.0", *packages]
+    # own_group: a builder that can be killed with everything it started, and nothing else.
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=own_group
+    )
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -90,8 +121,8 @@ def builds(root: Path) -> list[Path]:
     return sorted(p for p in (root / ".builds").iterdir() if p.is_dir())
 
 
-def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse: Path, tmp_path: Path) -> None:
-    root = tmp_path / "envs"
+def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse: Path, site: Path) -> None:
+    root = site / "envs"
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
     target = published(root)
     assert imports_endpoint(target) == "4.19.0"
@@ -102,45 +133,188 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
 
 
-def test_locks_that_fail_cost_no_wait_and_the_build_still_lands(wheelhouse: Path, tmp_path: Path) -> None:
-    root = tmp_path / "envs"
-    start = time.monotonic()
-    rc, out, err = finish(build(wheelhouse, root, "bbbb", path_first=fake_flock(tmp_path / "bin", "fails")))
-    assert (rc, out) == (0, "built\n"), err
-    assert time.monotonic() - start < 60
-    assert err.count("building without it") == 1, err
-    assert imports_endpoint(published(root)) == "4.19.0"
+# Builders started at once on one root, as hosts sharing it do: with locks
+# that exclude (one build, the others publish it), that exclude nothing
+# (duplicate builds, each complete), and that fail (each builds without).
+STORM = 6
 
 
-def test_locks_that_exclude_nothing_give_duplicate_builds_all_complete(wheelhouse: Path, tmp_path: Path) -> None:
-    root = tmp_path / "envs"
-    no_locks = fake_flock(tmp_path / "bin", "grants")
-    storm = [build(wheelhouse, root, "cccc", "six==1.17.0", path_first=no_locks) for _ in range(4)]
-    results = [finish(p) for p in storm]
-    assert all(rc == 0 and out == "built\n" for rc, out, _ in results), results
-    target = published(root)
-    assert imports_endpoint(target) == "4.19.0"
-    # Each builder made its own; every one of them is complete.
-    assert len(builds(root)) >= 1
-    assert all((b / ".ready").is_file() for b in builds(root)), builds(root)
+@pytest.mark.skipif(not is_root(), reason="needs root to make an unprivileged account")
+@pytest.mark.parametrize("locks", ["coherent", "grants", "fails"])
+def test_a_storm_of_builders_each_ends_with_a_published_environment_users_run(
+    wheelhouse: Path, site: Path, tmp_path: Path, locks: str
+) -> None:
+    root = site / "envs"
+    shim = None if locks == "coherent" else fake_flock(tmp_path / "bin", locks)
+    with accounts("stormuser") as homes:
+        (login, _), *_ = homes.items()
+        start = time.monotonic()
+        storm = [build(wheelhouse, root, "cccc", "six==1.17.0", path_first=shim) for _ in range(STORM)]
+        results = [finish(p, timeout=300) for p in storm]
+        elapsed = time.monotonic() - start
+        assert all(rc == 0 and out in ("built\n", "unchanged\n") for rc, out, _ in results), results
+        # Bounded: far below one lock wait (120 s) per builder.
+        assert elapsed < 100, elapsed
+        made = (root / ".builds" / "builds.log").read_text().splitlines()
+        if locks == "coherent":
+            assert len(made) == 1, made
+            assert all(err == "" for _, _, err in results), results
+        else:
+            assert 1 <= len(made) <= STORM, made
+        if locks == "fails":
+            assert all(err.count("building without it") == 1 for _, _, err in results), results
+        # Every build left is complete; the published one runs for a user.
+        assert all((b / ".ready").is_file() for b in builds(root)), builds(root)
+        ran = as_user(
+            login, f"{root / NAME}/bin/python -c 'import globus_compute_endpoint as g, six; print(g.__version__)'"
+        )
+        assert (ran.returncode, ran.stdout) == (0, "4.19.0\n"), ran.stderr
 
 
-def test_a_killed_build_is_never_used_and_the_next_run_removes_it(wheelhouse: Path, tmp_path: Path) -> None:
-    root = tmp_path / "envs"
+def killer(directory: Path, name: str, condition: str) -> Path:
+    """`name` on PATH: kills the builder's whole process group when `condition` holds, else runs the real one."""
+    directory.mkdir(exist_ok=True)
+    real = UV if name == "uv" else shutil.which(name)
+    script = directory / name
+    script.write_text(f'#!/bin/sh\nif {condition}; then kill -KILL 0; fi\nexec {real} "$@"\n')
+    script.chmod(0o755)
+    return script
+
+
+# Where a builder can die: while uv makes the venv, while it installs, once
+# the build is complete but not yet proved runnable and stamped (the chmod
+# that opens it to users comes first), once stamped but not yet published.
+KILL_POINTS = {
+    "uv-venv": ("uv", '[ "$1" = venv ]'),
+    "uv-pip": ("uv", '[ "$1" = pip ]'),
+    "before-stamp": ("chmod", "true"),
+    "before-publish": ("ln", "true"),
+}
+
+
+@pytest.mark.parametrize("point", KILL_POINTS)
+def test_a_killed_build_is_never_used_and_the_next_run_cleans_it(
+    wheelhouse: Path, site: Path, tmp_path: Path, point: str
+) -> None:
+    root = site / "envs"
     assert finish(build(wheelhouse, root, "dddd"))[0] == 0
     before = published(root)
-    # A uv that kills its caller (the builder) while it installs.
-    killer = tmp_path / "uv-killer"
-    killer.write_text(f'#!/bin/sh\nif [ "$1" = pip ]; then kill -KILL "$PPID"; exit 137; fi\nexec {UV} "$@"\n')
-    killer.chmod(0o755)
-    rc, _, _ = finish(build(wheelhouse, root, "eeee", uv=killer))
+    command, condition = KILL_POINTS[point]
+    shim = killer(tmp_path / "bin", command, condition)
+    if command == "uv":
+        killed = build(wheelhouse, root, "eeee", uv=shim, own_group=True)
+    else:
+        killed = build(wheelhouse, root, "eeee", path_first=shim.parent, own_group=True)
+    rc, _, _ = finish(killed)
     assert rc == -9
-    partial = [b for b in builds(root) if not (b / ".ready").exists()]
-    assert len(partial) == 1 and partial[0].name.startswith(f"{NAME}-eeee."), builds(root)
+    left = [b for b in builds(root) if b.name.startswith(f"{NAME}-eeee.")]
+    assert len(left) == 1, builds(root)
+    # The old environment is still the one published.
     assert published(root) == before
-    assert finish(build(wheelhouse, root, "eeee"))[:2] == (0, "built\n")
-    assert not partial[0].exists()
-    assert published(root).name.startswith(f"{NAME}-eeee.")
+    rc, out, err = finish(build(wheelhouse, root, "eeee"))
+    assert (rc, out) == (0, "built\n"), err
+    now = published(root)
+    assert now.name.startswith(f"{NAME}-eeee.")
+    assert imports_endpoint(now) == "4.19.0"
+    if point == "before-publish":
+        # Complete, proved and stamped: only its link was missing, and nothing is built again.
+        assert now == left[0]
+        assert len((root / ".builds" / "builds.log").read_text().splitlines()) == 2
+    else:
+        assert not left[0].exists()
+        assert [b for b in builds(root) if b.name.startswith(f"{NAME}-eeee.")] == [now]
+
+
+def modes(tree: Path) -> dict[str, int]:
+    return {str(p.relative_to(tree)): p.lstat().st_mode for p in tree.rglob("*")}
+
+
+@pytest.mark.skipif(not is_root(), reason="needs root to make an unprivileged account")
+def test_a_cache_filled_under_umask_077_gives_users_a_build_they_can_run_and_stays_as_it_was(
+    wheelhouse: Path, site: Path
+) -> None:
+    root = site / "envs"
+    config = uv_policy(root, wheelhouse)
+    # Root's hardened umask fills uv's cache with files only root can read.
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    filled = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'umask 077 && "$0" venv -q --python "$1" "$2" && "$0" pip install -q --python "$2/bin/python" '
+            "globus-compute-endpoint==4.19.0",
+            str(UV),
+            PYTHON,
+            str(site / "scratch"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert filled.returncode == 0, filled.stderr
+    cache = site / "uv-cache"
+    before = modes(cache)
+    private = [k for k, m in before.items() if stat.S_ISREG(m) and not m & 0o004]
+    assert len(private) > 1000, len(private)
+    with accounts("cacheuser") as homes:
+        (login, _), *_ = homes.items()
+        rc, out, err = finish(build(wheelhouse, root, "ffff"))
+        assert (rc, out, err) == (0, "built\n", "")
+        target = published(root)
+        ran = as_user(login, f"{root / NAME}/bin/python -c 'import globus_compute_endpoint as g; print(g.__version__)'")
+        assert (ran.returncode, ran.stdout) == (0, "4.19.0\n"), ran.stderr
+        unreadable = as_user(login, f"find {target}/ ! -readable")
+        assert (unreadable.returncode, unreadable.stdout) == (0, "")
+    # The build changed no mode in the cache (it may have added entries).
+    after = modes(cache)
+    assert {k: after.get(k) for k in before} == before
+
+
+@pytest.mark.skipif(not is_root(), reason="needs root to make an unprivileged account")
+def test_an_environment_only_root_can_run_is_not_published(wheelhouse: Path, site: Path) -> None:
+    """Its interpreter in a 0700 directory, as one under root's home (a pyenv install) is."""
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "gggg"))[:2] == (0, "built\n")
+    before = published(root)
+    private = site / "root-home"
+    private.mkdir(mode=0o700)
+    python = private / "python3.11"
+    shutil.copy2(os.path.realpath(PYTHON), python)
+    rc, out, err = finish(build(wheelhouse, root, "hhhh", python=str(python)))
+    assert (rc, out) == (3, "")
+    [line] = err.splitlines()
+    assert line.startswith(f"{root}/.builds/{NAME}-hhhh."), line
+    assert line.endswith("/bin/python cannot be run by nobody: Permission denied"), line
+    assert published(root) == before
+    assert [b.name for b in builds(root) if "-hhhh." in b.name] == []
+
+
+@pytest.mark.parametrize(
+    ("python", "account", "expected"),
+    [
+        ("private", None, "{python} cannot be run by nobody: Permission denied"),
+        (PYTHON, "no-such-account", "{python} cannot be run by no-such-account: no such account"),
+        ("/nonexistent/python3", None, "{python} cannot be run by nobody: No such file or directory"),
+    ],
+    ids=["in-0700-dir", "no-account", "missing"],
+)
+@pytest.mark.skipif(not is_root(), reason="the account check applies to root's builds")
+def test_an_interpreter_users_cannot_run_is_named_in_one_line(
+    site: Path, python: str, account: str | None, expected: str
+) -> None:
+    if python == "private":
+        private = site / "root-home"
+        private.mkdir(mode=0o700)
+        (private / "python3").symlink_to(PYTHON)
+        python = str(private / "python3")
+    options = ["--as", account] if account else []
+    probe = subprocess.run(
+        ["bash", str(BUILD_ENV), "--probe", *options, python], capture_output=True, text=True, check=False
+    )
+    assert (probe.returncode, probe.stdout, probe.stderr) == (3, "", expected.format(python=python) + "\n")
+    ok = subprocess.run(["bash", str(BUILD_ENV), "--probe", PYTHON], capture_output=True, text=True, check=False)
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
 
 
 @pytest.mark.skipif(not is_root(), reason="needs root to make an unprivileged account")

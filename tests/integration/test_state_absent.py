@@ -11,6 +11,8 @@ from __future__ import annotations
 import getpass
 import grp
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,7 +39,16 @@ def python_envs_vars(site: Path) -> dict[str, object]:
     not WHEELHOUSE.is_dir() or not PYTHON.exists(), reason="needs the offline wheelhouse and python3.11"
 )
 def test_python_envs_absent_removes_what_it_made(tmp_path: Path) -> None:
-    site = tmp_path / "site"
+    # Where every account can reach the environments, or none is published (pytest's directories are root's alone).
+    site = Path(tempfile.mkdtemp(prefix="hgc-absent-", dir="/tmp"))
+    site.chmod(0o755)
+    try:
+        absent_removes_what_python_envs_made(tmp_path, site)
+    finally:
+        shutil.rmtree(site, ignore_errors=True)
+
+
+def absent_removes_what_python_envs_made(tmp_path: Path, site: Path) -> None:
     (site / "runtime").mkdir(parents=True)
     (site / "runtime" / "README.admin").write_text("the admin's own notes\n")
     (site / "facts").mkdir()

@@ -380,7 +380,9 @@ def test_site_builds_ignore_the_admins_directory_and_environment(site: Site, tmp
         env |= {k: str(tmp_path / v) if v.endswith(".txt") else v for k, v in HOSTILE_UV_VARIABLES.items()}
     else:
         (tmp_path / "playbooks" / "pyproject.toml").write_text(HOSTILE_PYPROJECTS[case])
-    own = Site(tmp_path / "site")
+    # Beside the module's site, where every account can reach it (pytest's tmp_path is root's alone).
+    own = Site(Path(tempfile.mkdtemp(prefix="own-", dir=site.base)))
+    own.base.chmod(0o755)
     own.envs.mkdir(parents=True)
     result = build_site(own, cwd, env)
     assert result.returncode == 0, result.stderr

@@ -1,41 +1,113 @@
 #!/usr/bin/env bash
-# Builds one site environment, or says it is already built.
+# Builds one site environment, or says it is already built; or (--probe)
+# checks that an interpreter runs for an unprivileged account.
 #
-#   build-env.sh [--check] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
+#   build-env.sh [--check] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
+#   build-env.sh --probe [--as ACCOUNT] PYTHON
 #
 # ROOT/NAME is a link to a build ROOT/.builds/NAME-SPEC_HASH.HOST-PID. An
 # environment whose spec is unchanged is left alone ("unchanged"); otherwise a
 # new build is made in a directory of its own, private to its builder until it
-# is complete (a venv cannot move), stamped ready last, and the link is
-# switched to it by one rename ("built"): a worker sees the old environment or
-# the new one, never half of either. Correctness rests on that alone. The lock
-# only spares hosts that share ROOT duplicate builds: it is root's alone (users
-# cannot hold it), its wait is bounded, and a lock that cannot be had (a
-# filesystem without working locks) means building without it. The previous
-# build stays for workers still running in it (see python_envs_prune).
+# is complete (a venv cannot move), proved runnable by an unprivileged account,
+# stamped ready last, and the link is switched to it by one rename ("built"):
+# a worker sees the old environment or the new one, never half of either.
+# Correctness rests on that alone. The lock only spares hosts that share ROOT
+# duplicate builds: it is root's alone (users cannot hold it), its wait is
+# bounded, and a lock that cannot be had (a filesystem without working locks)
+# means building without it. The previous build stays for workers still
+# running in it (see python_envs_prune).
+#
+# The unprivileged account is ACCOUNT (default nobody) when root builds, and
+# the builder itself otherwise (a per-user deployment). A build it cannot run
+# is removed and nothing is published; the one line on stderr ends
+# "cannot be run by ACCOUNT: REASON" and the status is 3.
 set -euo pipefail
 
-check=false
-if [[ ${1:-} == --check ]]; then
-  check=true
+check=false probe=false account=nobody
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --check) check=true ;;
+    --probe) probe=true ;;
+    --as)
+      account=$2
+      shift
+      ;;
+    *) break ;;
+  esac
   shift
+done
+if $probe; then
+  python=$1
+  [[ $python != */* || $python == /* ]] || python=$PWD/$python
+else
+  uv=$1 root=$2 name=$3 hash=$4 python=$5 endpoint=$6
+  shift 6
+  [[ $root == /* ]] || root=$PWD/$root
 fi
-uv=$1 root=$2 name=$3 hash=$4 python=$5 endpoint=$6
-shift 6
 
 # Only the site's policy decides how uv builds: its uv.toml (system-wide, or
 # the building account's for a per-user deployment). Not a [tool.uv] in the
 # directory the playbook runs from or above it, not UV_* variables of the
 # account's environment, not variables that redirect a Python's imports.
-case $root in
-  /*) ;;
-  *) root=$PWD/$root ;;
-esac
 cd /
 for var in ${!UV_@}; do
   unset "$var"
 done
 unset PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE VIRTUAL_ENV CONDA_PREFIX
+
+if ((EUID != 0)); then
+  account=$(id -un)
+fi
+
+# Why PYTHON cannot be run by the account, if it cannot (status 3). It runs
+# it as workers do, in an empty environment from /: with --build, it also
+# imports globus_compute_endpoint and reads every file of the build, so a
+# module a worker imports later cannot fail with PermissionError either.
+runnable() { # python [--build]
+  local python=$1 out reason
+  local -a runner=(env -i PATH=/usr/bin:/bin)
+  if ((EUID == 0)); then
+    local uid gid
+    if ! uid=$(id -u -- "$account" 2>/dev/null) || ! gid=$(id -g -- "$account" 2>/dev/null); then
+      echo "$python cannot be run by $account: no such account" >&2
+      return 3
+    fi
+    runner=(setpriv --reuid="$uid" --regid="$gid" --init-groups -- "${runner[@]}")
+  fi
+  if out=$("${runner[@]}" "$python" - "${2:-}" 2>&1 <<'PY'
+import os, sys
+if sys.argv[1:] == ["--build"]:
+    import globus_compute_endpoint
+    for top, dirs, files in os.walk(sys.prefix, onerror=lambda e: sys.exit(f"PermissionError: {e}")):
+        for entry in dirs + files:
+            path = os.path.join(top, entry)
+            mode = os.R_OK | (os.X_OK if entry in dirs else 0)
+            if not os.path.islink(path) and not os.access(path, mode):
+                sys.exit(f"PermissionError: {path} is not readable")
+else:
+    import json
+PY
+  ); then
+    return 0
+  fi
+  reason=${out%$'\n'}
+  reason=${reason##*$'\n'}
+  # env's own "env: 'PYTHON': Permission denied" says no more than its end.
+  [[ $reason != env:* ]] || reason=${reason##*: }
+  echo "$python cannot be run by $account: ${reason:-no message}" >&2
+  return 3
+}
+
+if $probe; then
+  # A name is looked up as the builder's uv would: on its PATH.
+  [[ $python == */* ]] || python=$(command -v -- "$python") || {
+    echo "$python: not found on PATH" >&2
+    exit 3
+  }
+  runnable "$python"
+  exit
+fi
+
 prefix=.builds/$name-$hash
 # How long a host waits for another one building the same root, in seconds.
 lock_wait=120
@@ -110,8 +182,14 @@ fi
 
 build=$prefix.$host-$$
 mkdir -m 0700 "$root/$build"
+# Copied from uv's cache, never linked: a cache filled under a umask such as
+# 077 holds 0600 files, which a hard link would give users as they are, and
+# only a copy can be made readable (below) without changing the cache, which
+# the builder's other uv runs share. Measured with globus-compute-endpoint
+# (3,472 files): 0.38 s against 0.14 s for hard links, once per build.
 if ! "$uv" venv --quiet --python "$python" "$root/$build" ||
-  ! "$uv" pip install --quiet --python "$root/$build/bin/python" "globus-compute-endpoint==$endpoint" "$@"; then
+  ! "$uv" pip install --quiet --link-mode copy --python "$root/$build/bin/python" \
+    "globus-compute-endpoint==$endpoint" "$@"; then
   rm -rf "${root:?}/$build"
   echo "build of $name failed; nothing was changed" >&2
   exit 1
@@ -132,9 +210,13 @@ with open(path + ".tmp", "w") as f:
     json.dump(stamp, f, indent=2)
     f.write("\n")
 PY
-# uv leaves its own lock file writable by all; users get nothing to write.
-chmod -R go-w "$root/$build"
-chmod 0755 "$root/$build"
+# Users read and run everything (the cache's modes came along with the
+# copies), and write nothing (uv leaves its own lock file writable by all).
+chmod -R u+rwX,go+rX,go-w "$root/$build"
+if ! runnable "$root/$build/bin/python" --build; then
+  rm -rf "${root:?}/$build"
+  exit 3
+fi
 mv -f "$root/$build/.ready.tmp" "$root/$build/.ready"
 # One line per build actually made: on a shared root, which host made it.
 printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$host" "$build" >>"$root/.builds/builds.log"
