@@ -313,6 +313,12 @@ def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: st
     finally:
         os.killpg(held.pid, 9)
         held.communicate()
+    if locks == "failing":
+        # Its builds go once untouched for the age limit.
+        os.utime(envs_of(home) / ".builds" / name, (month_ago, month_ago))
+        third = run(site, home, init(site, "idna"), path)
+        assert third.returncode == 0, third.stderr
+        assert not (envs_of(home) / ".builds" / name).exists()
 
 
 def test_a_site_python_this_account_cannot_run_is_named(site: Site, tmp_path: Path) -> None:
