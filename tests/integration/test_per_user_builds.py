@@ -186,6 +186,7 @@ def test_a_storm_with_coherent_locks_makes_one_build(site: Site, home: Path) -> 
     assert [c for c in uv_calls(site) if c == "venv --quiet"] == ["venv --quiet"]
     name, builds = builds_of(home)
     assert os.readlink(envs_of(home) / name) == f".builds/{name}/{builds[0]}"
+    assert sorted(p.name for p in envs_of(home).iterdir()) == sorted([".builds", f".{name}.lock", name])
 
 
 @pytest.mark.parametrize("locks", ["not-excluding", "failing"])
@@ -312,6 +313,12 @@ def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: st
     finally:
         os.killpg(held.pid, 9)
         held.communicate()
+    if locks == "failing":
+        # Its builds go once untouched for the age limit.
+        os.utime(envs_of(home) / ".builds" / name, (month_ago, month_ago))
+        third = run(site, home, init(site, "idna"), path)
+        assert third.returncode == 0, third.stderr
+        assert not (envs_of(home) / ".builds" / name).exists()
 
 
 def test_a_site_python_this_account_cannot_run_is_named(site: Site, tmp_path: Path) -> None:
@@ -352,3 +359,58 @@ def test_a_site_python_this_account_cannot_run_is_named(site: Site, tmp_path: Pa
         assert list(home.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_failed_build_is_tried_once_and_every_waiting_worker_reports_its_reason(site: Site, home: Path) -> None:
+    (site.base / "slow").touch()
+    procs = [spawn(site, home, f"{init(site, 'no-such-package==1.0')}\ntouch ran") for _ in range(STORM)]
+    results = finish(procs)
+    lines = {line_of(r) for r in results}
+    assert [r.returncode for r in results] == [1] * STORM
+    (line,) = lines
+    assert line.startswith(
+        f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and no-such-package==1.0:"
+        " build failed: "
+    )
+    assert "unsatisfiable" in line
+    assert [c for c in uv_calls(site) if c == "venv --quiet"] == ["venv --quiet"]
+    # Nothing of it is left.
+    assert list(envs_of(home).iterdir()) == []
+    assert not (home / "ran").exists()
+
+
+def test_the_build_program_run_directly(site: Site, home: Path) -> None:
+    """worker-env-build CONF ENV PYTHON ENDPOINT BASE [REQUIREMENT...]: one word, or one line and status 1."""
+    program = [
+        "bash",
+        str(site.runtime / "worker-env-build"),
+        str(site.runtime / "worker-env.conf"),
+    ]
+    env = envs_of(home) / f"{NAME}-req-direct"
+    base = str(site.envs / NAME)
+
+    def build(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*program, *args], capture_output=True, text=True, env=site.env(home), cwd=home, timeout=TIMEOUT
+        )
+
+    built = build(str(env), "3.11", GCE, base, SIX)
+    assert (built.returncode, built.stdout, built.stderr) == (0, "built\n", "")
+    target = os.readlink(env)
+    assert target.startswith(f".builds/{env.name}/")
+    assert (env / ".ready").read_text().splitlines()[:5] == [
+        "python=3.11",
+        f"interpreter={base}/bin/python",
+        f"endpoint={GCE}",
+        f"base={base}",
+        f"requirements={SIX}",
+    ]
+    assert (env.parent / target).stat().st_mode & 0o777 == 0o755
+    # Already there: another builder's work, nothing built.
+    again = build(str(env), "3.11", GCE, base, SIX)
+    assert (again.returncode, again.stdout) == (0, "waited\n")
+    assert os.readlink(env) == target
+    failed = build(str(envs_of(home) / f"{NAME}-req-none"), "3.11", GCE, base, "no-such-package==1.0")
+    assert failed.returncode == 1 and failed.stderr == ""
+    assert failed.stdout.startswith("build failed: ") and failed.stdout.count("\n") == 1
+    assert sorted(p.name for p in envs_of(home).iterdir()) == [".builds", f".{env.name}.lock", env.name]
