@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,7 @@ def root_only(tmp_path: Path) -> Path:
 def offline(tmp_path: Path) -> dict[str, str]:
     """The site's uv policy: the building account's own uv.toml (build-env.sh drops UV_* variables)."""
     config = tmp_path / "config"
-    (config / "uv").mkdir(parents=True)
+    (config / "uv").mkdir(parents=True, exist_ok=True)
     (config / "uv" / "uv.toml").write_text(
         f'offline = true\nno-index = true\nfind-links = ["{artifacts() / "wheelhouse"}"]\n'
         f'python-downloads = "never"\ncache-dir = "{tmp_path / "uv-cache"}"\n'
@@ -135,6 +136,21 @@ def test_uv_managed_interpreters_are_under_the_root_and_users_run_their_environm
     assert (ran.returncode, ran.stdout) == (0, "4.19.0\n"), ran.stderr
     conf = (site / "runtime" / "worker-env.conf").read_text().splitlines()
     assert conf[-1] == f"WORKER_ENV_PYTHON_INSTALL_DIR={envs / '.python'}"
+    # A per-user build with no site environment under it finds the same interpreter there.
+    user_home = site / "home"
+    user_home.mkdir()
+    env = user_home / ".globus_compute" / "envs" / NAME
+    built = subprocess.run(
+        ["bash", str(site / "runtime" / "worker-env-build"), str(site / "runtime" / "worker-env.conf"), str(env)]
+        + ["3.11", "4.19.0", ""],
+        capture_output=True,
+        text=True,
+        env={"HOME": str(user_home), "PATH": "/usr/bin:/bin", **offline(tmp_path)},
+        timeout=300,
+    )
+    assert (built.returncode, built.stdout) == (0, "built\n"), built.stderr
+    interpreter = (env / ".ready").read_text().splitlines()[1]
+    assert interpreter.startswith(f"interpreter={envs / '.python'}/"), interpreter
 
 
 def test_a_root_users_cannot_reach_publishes_nothing(tmp_path: Path) -> None:
