@@ -7,6 +7,7 @@ otherwise.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import pwd
@@ -21,9 +22,20 @@ from pathlib import Path
 
 from role_runner import ROOT
 
+ACCOUNTS_LOCK = "/tmp/hpc-gc-accounts.lock"
+
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+@contextmanager
+def account_database() -> Iterator[None]:
+    """Held around useradd and userdel, so the parallel test workers take turns: each
+    rewrites /etc/passwd, /etc/group and /etc/shadow, and shadow's own lock gives up after 15 s."""
+    with open(ACCOUNTS_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @contextmanager
@@ -37,15 +49,17 @@ def accounts(*names: str) -> Iterator[dict[str, Path]]:
         for name in names:
             login = f"{name}-{suffix}"
             home = base / login
-            subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", login], check=True)
+            with account_database():
+                subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", login], check=True)
             home.mkdir(mode=0o755)
             user = pwd.getpwnam(login)
             os.chown(home, user.pw_uid, user.pw_gid)
             made[login] = home
         yield made
     finally:
-        for login in made:
-            subprocess.run(["userdel", login], check=False)
+        with account_database():
+            for login in made:
+                subprocess.run(["userdel", login], check=False)
         shutil.rmtree(base, ignore_errors=True)
 
 

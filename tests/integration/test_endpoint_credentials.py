@@ -16,10 +16,15 @@ from role_runner import run_role
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not Path("/etc/systemd/system").is_dir() or Path("/run/systemd/system").is_dir(),
-    reason="needs root and /etc/systemd/system with no systemd running",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        os.geteuid() != 0 or not Path("/etc/systemd/system").is_dir() or Path("/run/systemd/system").is_dir(),
+        reason="needs root and /etc/systemd/system with no systemd running",
+    ),
+    # /etc/globus-compute is the machine's: test_state_absent's endpoint test
+    # removes it when empty, so the two run on one worker.
+    pytest.mark.xdist_group("etc_globus_compute"),
+]
 
 
 def test_removed_credentials_leave_no_secret_behind(tmp_path: Path) -> None:

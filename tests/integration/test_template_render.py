@@ -24,7 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 GCE = ROOT / ".venv-gce" / "bin"
 DEFAULT = "3.11 4.19.0"
-CANARY = "/tmp/hpc-gc-canary"
+# One per test process: a canary another worker left must not fail this one.
+CANARY = f"/tmp/hpc-gc-canary-{os.getpid()}"
 
 
 def deploy_runtime(dest: Path, **variables: object) -> Path:

@@ -35,6 +35,9 @@ PROBE = "python -c 'import globus_compute_endpoint as g; print(g.__file__, g.__v
 OLD = "2.30.1"
 # A start or a build takes seconds; a runtime that spins must not hang the suite.
 TIMEOUT = 120
+# The site fixture is a real uv build: the module's tests run on one worker
+# (scripts/test's --dist loadgroup), so that it is built once, not on each.
+pytestmark = pytest.mark.xdist_group("worker_env_isolation")
 
 
 class Site:
