@@ -198,6 +198,9 @@ def test_a_storm_without_working_locks_starts_every_worker(site: Site, home: Pat
     assert {line.split()[2] for line in lines} <= {"built", "waited"}
     name, builds = builds_of(home)
     assert builds and os.readlink(envs_of(home) / name).split("/")[-1] in builds
+    # A start says `built` only for a build it published (and that is kept);
+    # one that found another's published first dropped its own and says `waited`.
+    assert len(builds) == [line.split()[2] for line in lines].count("built"), (builds, lines)
     lock = envs_of(home) / f".{name}.lock"
     if locks == "failing":
         assert all(
@@ -261,7 +264,7 @@ def test_without_a_home_one_line_and_no_build(site: Site, tmp_path: Path, value:
         what = f"Python 3.11 with globus-compute-endpoint {GCE}" + (f" and {SIX}" if args else "")
         assert (result.returncode, result.stdout) == (1, "")
         assert result.stderr == (
-            f"worker-env: no environment for {what}: HOME is {shown}, not an absolute directory;"
+            f"worker-env: no environment for {what}: HOME is {shown}, not the absolute path of a home directory;"
             " per-user environments live under it\n"
         )
         assert not (tmp_path / "home").exists()

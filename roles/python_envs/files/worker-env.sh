@@ -291,7 +291,7 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
   if [[ ${HOME:-} != /* || ${HOME:-} == / ]]; then
     out='unset'
     [[ -n ${HOME+set} ]] && out="'${HOME:0:120}'"
-    __worker_env_say "no environment for $what${*:+ and $*}: HOME is $out, not an absolute directory;" \
+    __worker_env_say "no environment for $what${*:+ and $*}: HOME is $out, not the absolute path of a home directory;" \
       "per-user environments live under it"
     return 1
   fi
