@@ -136,6 +136,12 @@ PROBE = (
 )
 
 
+def forget_user_envs(envs: str, pattern: str) -> str:
+    """A command that removes every trace of a user's environments matching `pattern` under `envs`:
+    the links, their builds, locks and build markers (a link alone would be republished from its build)."""
+    return f"rm -rf {envs}/{pattern} {envs}/.builds/{pattern} {envs}/.{pattern}.lock {envs}/.{pattern}.build"
+
+
 def start_worker(host, user: str, worker_init: str):
     """Run worker_init as a worker's launch script does, then report the Python it left."""
     return run_as(host, user, f"{worker_init}\n{PROBE}")
@@ -154,7 +160,8 @@ def storm(
         d=$(mktemp -d)
         trap 'rm -rf "$d"' EXIT
         for i in $(seq {starts}); do
-          ( ( {worker_init}
+          ( set +e
+            ( {worker_init}
               python -c {shlex.quote(probe)} ) >"$d/$i.out" 2>"$d/$i.err"
             echo $? >"$d/$i.rc" ) &
         done

@@ -11,6 +11,7 @@ from conftest import (
     ENVS_ROOT,
     GCE_VERSION,
     RUNTIME_DIR,
+    forget_user_envs,
     node,
     read_json,
     render_worker_init,
@@ -92,7 +93,7 @@ def test_rendered_worker_init_activates_the_site_environment(request, name: str,
 
 def test_missing_environment_is_built_once_per_user_then_fast(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.14"))
-    run_as(sid, "alice", "rm -rf ~/.globus_compute/envs/py3.14-*")
+    run_as(sid, "alice", forget_user_envs("~/.globus_compute/envs", "py3.14-*"))
     first = start_worker(sid, "alice", worker_init)
     assert first.rc == 0, first.stderr
     assert first.stdout.split()[:2] == ["3.14", GCE_VERSION]
@@ -162,29 +163,37 @@ def test_an_old_sdk_gets_the_python_of_its_sys_version(bookworm) -> None:
 
 def test_sixty_four_simultaneous_starts_build_once(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.14"), user="bob")
-    run_as(sid, "bob", "rm -rf ~/.globus_compute/envs/py3.14-*")
+    run_as(sid, "bob", forget_user_envs("~/.globus_compute/envs", "py3.14-*"))
     pythons, hows = storm(sid, "bob", worker_init, 64)
     assert pythons == ["3.14"] * 64
     assert sorted(hows) == ["built"] + ["waited"] * 63
 
 
 def test_a_killed_build_is_never_used_and_is_rebuilt(sid) -> None:
-    env = f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}"
+    envs = "/home/alice/.globus_compute/envs"
+    env = f"{envs}/py3.14-gce{GCE_VERSION}"
+    builds = f"{envs}/.builds/py3.14-gce{GCE_VERSION}"
     worker_init = render_worker_init(sid, sdk_runtime("3.14"))
     kill = f"""
-        rm -rf {env}
+        {forget_user_envs(envs, "py3.14-*")}
         setsid bash -c {json.dumps(worker_init)} >/dev/null 2>&1 &
         pid=$!
-        for _ in $(seq 400); do [ -e {env}/bin/python ] && break; sleep 0.02; done
+        for _ in $(seq 400); do compgen -G '{builds}/*/bin/python' >/dev/null && break; sleep 0.02; done
         kill -9 -- -$pid
         sleep 0.2
-        test -d {env} && test ! -e {env}/.ready && echo half-built
+        # Killed half-way: a build of its own, unstamped, and nothing published.
+        ls {builds}
+        test ! -e {env} && test ! -L {env} && ! compgen -G '{builds}/*/.ready' >/dev/null && echo half-built
     """
-    assert run_as(sid, "alice", kill).stdout.strip() == "half-built"
+    killed = run_as(sid, "alice", kill).stdout.split()
+    assert len(killed) == 2 and killed[1] == "half-built", killed
     result = start_worker(sid, "alice", worker_init)
     assert result.rc == 0, result.stderr
     assert f"py3.14-gce{GCE_VERSION} built {env}" in result.stderr
     assert result.stdout.split()[:2] == ["3.14", GCE_VERSION]
+    # The killed build is gone; the published one is the only build left.
+    left = run_as(sid, "alice", f"ls {builds}").stdout.split()
+    assert killed[0] not in left and len(left) == 1, (killed, left)
 
 
 def run_engine(host, worker_init: str) -> dict:

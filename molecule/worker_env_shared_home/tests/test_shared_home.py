@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import node, render_worker_init, sdk_runtime, storm
+from conftest import forget_user_envs, node, render_worker_init, sdk_runtime, storm
 
 NODES = [f"shared-{i}" for i in range(1, 5)]
 STARTS_PER_NODE = 16
@@ -13,7 +13,7 @@ STARTS_PER_NODE = 16
 def test_simultaneous_starts_on_four_nodes_build_once() -> None:
     hosts = [node(name) for name in NODES]
     worker_init = render_worker_init(hosts[0], sdk_runtime("3.14"), user="dana")
-    hosts[0].run("rm -rf /shared/dana/.globus_compute/envs/py3.14-*")
+    hosts[0].run(forget_user_envs("/shared/dana/.globus_compute/envs", "py3.14-*"))
     with ThreadPoolExecutor(len(hosts)) as pool:
         results = list(pool.map(lambda h: storm(h, "dana", worker_init, STARTS_PER_NODE), hosts))
     pythons = [p for ran, _ in results for p in ran]
