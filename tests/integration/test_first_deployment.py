@@ -20,16 +20,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from artifacts import offline_policy
 from role_runner import ROOT
 
-WHEELHOUSE = Path.home() / ".cache" / "hpc.globus_compute" / "artifacts" / "wheelhouse"
 PYTHON = Path("/usr/bin/python3.11")
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 UV = ROOT / ".venv" / "bin" / "uv"
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not WHEELHOUSE.is_dir() or not PYTHON.exists() or not SYSTEM_PYTHON.exists(),
-    reason="needs root, the offline wheelhouse and the system's python3.11",
+    os.geteuid() != 0 or not PYTHON.exists() or not SYSTEM_PYTHON.exists(),
+    reason="needs root and the system's python3.11",
 )
 
 
@@ -81,11 +81,7 @@ def test_a_multi_user_endpoint_from_the_installed_tarball(base: Path) -> None:
         "ANSIBLE_COLLECTIONS_PATH": str(base / "collections"),
         "ANSIBLE_LOCAL_TEMP": str(base / "ansible-tmp"),
         "NO_COLOR": "1",
-        "UV_OFFLINE": "1",
-        "UV_NO_INDEX": "1",
-        "UV_FIND_LINKS": str(WHEELHOUSE),
-        "UV_CACHE_DIR": str(base / "uv-cache"),
-        "UV_PYTHON_DOWNLOADS": "never",
+        **offline_policy(base),
     }
     deployed = run(
         str(bindir / "ansible-playbook"),

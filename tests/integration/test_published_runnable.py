@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from accounts import as_user, is_root
-from artifacts import artifacts
+from artifacts import offline_policy
 from role_runner import ROOT, assert_fails_with, run_role
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: the check runs as an unprivileged account")
@@ -50,17 +50,6 @@ def root_only(tmp_path: Path) -> Path:
     return private
 
 
-def offline(tmp_path: Path) -> dict[str, str]:
-    """The site's uv policy: the building account's own uv.toml (build-env.sh drops UV_* variables)."""
-    config = tmp_path / "config"
-    (config / "uv").mkdir(parents=True, exist_ok=True)
-    (config / "uv" / "uv.toml").write_text(
-        f'offline = true\nno-index = true\nfind-links = ["{artifacts() / "wheelhouse"}"]\n'
-        f'python-downloads = "never"\ncache-dir = "{tmp_path / "uv-cache"}"\n'
-    )
-    return {"XDG_CONFIG_HOME": str(config)}
-
-
 def python_envs(tmp_path: Path, site: Path, env: dict[str, str] | None = None, **variables: object):
     base = {
         "python_envs_runtime_dir": str(site / "runtime"),
@@ -68,7 +57,7 @@ def python_envs(tmp_path: Path, site: Path, env: dict[str, str] | None = None, *
         "python_envs_uv": str(UV),
         "python_envs_matrix": [{"python": "3.11", "endpoint": "4.19.0"}],
     }
-    return run_role(tmp_path, "python_envs", {**base, **variables}, env={**offline(tmp_path), **(env or {})})
+    return run_role(tmp_path, "python_envs", {**base, **variables}, env={**offline_policy(tmp_path), **(env or {})})
 
 
 def test_an_interpreter_only_root_can_run_is_refused_before_building(
@@ -98,7 +87,7 @@ def test_the_endpoints_python_on_roots_path_only_root_can_run_is_refused_before_
         "endpoint_uv": str(UV),
         "endpoint_service": False,
     }
-    path = {"PATH": f"{root_only}:{os.environ['PATH']}", **offline(tmp_path)}
+    path = {"PATH": f"{root_only}:{os.environ['PATH']}", **offline_policy(tmp_path)}
     result = run_role(tmp_path, "endpoint", variables, env=path)
     assert_fails_with(
         result, f"endpoint_python: {root_only}/python3 cannot be run by nobody: Permission denied; nothing was built."
@@ -141,11 +130,18 @@ def test_uv_managed_interpreters_are_under_the_root_and_users_run_their_environm
     user_home.mkdir()
     env = user_home / ".globus_compute" / "envs" / NAME
     built = subprocess.run(
-        ["bash", str(site / "runtime" / "worker-env-build"), str(site / "runtime" / "worker-env.conf"), str(env)]
-        + ["3.11", "4.19.0", ""],
+        [
+            "bash",
+            str(site / "runtime" / "worker-env-build"),
+            str(site / "runtime" / "worker-env.conf"),
+            str(env),
+            "3.11",
+            "4.19.0",
+            "",
+        ],
         capture_output=True,
         text=True,
-        env={"HOME": str(user_home), "PATH": "/usr/bin:/bin", **offline(tmp_path)},
+        env={"HOME": str(user_home), "PATH": "/usr/bin:/bin", **offline_policy(tmp_path)},
         timeout=300,
     )
     assert (built.returncode, built.stdout) == (0, "built\n"), built.stderr
