@@ -226,11 +226,9 @@ def run_engine(host, worker_init: str) -> dict:
 def test_a_real_engine_runs_a_function_in_the_requested_environment(sid) -> None:
     """A 3.14 client's task runs in a worker that the rendered worker_init put in Python 3.14."""
     answer = run_engine(sid, render_worker_init(sid, sdk_runtime("3.14")))
-    assert answer == {
-        "python": "3.14",
-        "prefix": f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}",
-        "six": None,
-    }
+    # The environment's build, which its link names: a later switch leaves a running worker where it is.
+    env = f"/home/alice/.globus_compute/envs/py3.14-gce{GCE_VERSION}"
+    assert answer == {"python": "3.14", "prefix": sid.check_output(f"readlink -e {env}"), "six": None}
 
 
 def test_a_real_engine_runs_a_function_with_the_users_packages(sid) -> None:
@@ -239,7 +237,10 @@ def test_a_real_engine_runs_a_function_with_the_users_packages(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.13"), options={"requirements": "six==1.17.0"})
     answer = run_engine(sid, worker_init)
     assert answer["python"] == "3.13" and answer["six"] == "1.17.0"
-    assert answer["prefix"].startswith(f"/home/alice/.globus_compute/envs/py3.13-gce{GCE_VERSION}-req-")
+    envs = "/home/alice/.globus_compute/envs"
+    assert answer["prefix"].startswith(f"{envs}/.builds/py3.13-gce{GCE_VERSION}-req-")
+    name = answer["prefix"].split("/")[-2]
+    assert sid.check_output(f"readlink -e {envs}/{name}") == answer["prefix"]
     stamp = sid.file(f"{answer['prefix']}/.ready").content_string
     assert "requirements=six==1.17.0\n" in stamp and f"base={ENVS_ROOT}/py3.13-gce{GCE_VERSION}\n" in stamp
 
