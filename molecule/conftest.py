@@ -187,6 +187,8 @@ def deployed_paths(host) -> list[str]:
     for name in host.check_output("ls /etc/ansible/facts.d/hpc_globus_compute_*.fact").split():
         fact = read_json(host, name)
         paths.update(fact[key] for key in ("root", "runtime_dir", "dir") if fact.get(key))
+        # The endpoint's own list: its wrapper, unit and credentials too.
+        paths.update(fact.get("paths", []))
         if fact.get("executable"):
             # The endpoint's own environment: <install root>/<env>/bin/<script>.
             paths.add(fact["executable"].rsplit("/", 3)[0])

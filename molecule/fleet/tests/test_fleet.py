@@ -74,7 +74,16 @@ def test_compute_nodes_have_no_endpoint() -> None:
     for _, name in NODES:
         if name.endswith("-login"):
             continue
-        assert not node(name).file("/root/.globus_compute/hpc").exists
+        host = node(name)
+        # No endpoint directory, fact, wrapper or unit: nothing of the endpoint role ran there.
+        for path in (
+            "/root/.globus_compute/hpc",
+            "/usr/local/bin/globus-compute-endpoint",
+            "/etc/systemd/system/globus-compute-endpoint-hpc.service",
+        ):
+            assert not host.file(path).exists, (name, path)
+        facts = host.run("ls -A /etc/ansible/facts.d").stdout.split()
+        assert not [f for f in facts if f.startswith("hpc_globus_compute_endpoint")], (name, facts)
 
 
 def test_a_node_failing_mid_build_stops_the_rollout_there(runs) -> None:
