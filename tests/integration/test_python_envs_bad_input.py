@@ -14,6 +14,8 @@ from role_runner import ROOT, assert_fails_with, run_role
 def run_python_envs(tmp_path: Path, **variables: object):
     base = {
         "python_envs_runtime_dir": str(tmp_path / "runtime"),
+        # Its fact too: a refused run records nothing, here or in /etc/ansible.
+        "python_envs_facts_dir": str(tmp_path / "facts"),
         "python_envs_owner": getpass.getuser(),
         "python_envs_uv": str(ROOT / ".venv" / "bin" / "uv"),
     }
@@ -32,6 +34,7 @@ def run_python_envs(tmp_path: Path, **variables: object):
 def test_a_bad_matrix_entry_is_named(tmp_path: Path, entry: dict, shown: str) -> None:
     assert_fails_with(run_python_envs(tmp_path, python_envs_matrix=[entry]), "python_envs_matrix", shown)
     assert not (tmp_path / "runtime").exists()
+    assert not (tmp_path / "facts").exists()
 
 
 def test_a_default_outside_the_matrix_is_refused(tmp_path: Path) -> None:
