@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from accounts import as_user, is_root
+from accounts import accounts, as_user, is_root
 from artifacts import offline_policy
 from role_runner import ROOT, assert_fails_with, run_role
 
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: the check runs as an unprivileged account")
 
 UV = ROOT / ".venv" / "bin" / "uv"
+BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
 PYTHON = "/usr/bin/python3.11"
 NAME = "py3.11-gce4.19.0"
 
@@ -77,7 +78,18 @@ def test_the_endpoints_python_on_roots_path_only_root_can_run_is_refused_before_
     tmp_path: Path, site: Path, root_only: Path
 ) -> None:
     """endpoint_python: python3, found first on root's PATH in root's home (a pyenv shim)."""
-    variables = {
+    path = {"PATH": f"{root_only}:{os.environ['PATH']}", **offline_policy(tmp_path)}
+    result = run_role(tmp_path, "endpoint", endpoint_vars(site), env=path)
+    assert_fails_with(
+        result, f"endpoint_python: {root_only}/python3 cannot be run by nobody: Permission denied; nothing was built."
+    )
+    assert not (site / "install").exists()
+    assert not (site / "gc").exists()
+
+
+def endpoint_vars(site: Path, **variables: object) -> dict[str, object]:
+    """A single-user endpoint of root's, installed under the site directory."""
+    return {
         "endpoint_owner": "root",
         "endpoint_mode": "single_user",
         "endpoint_config_dir": str(site / "gc" / "hpc"),
@@ -86,14 +98,90 @@ def test_the_endpoints_python_on_roots_path_only_root_can_run_is_refused_before_
         "endpoint_facts_dir": str(site / "facts"),
         "endpoint_uv": str(UV),
         "endpoint_service": False,
+        **variables,
     }
-    path = {"PATH": f"{root_only}:{os.environ['PATH']}", **offline_policy(tmp_path)}
-    result = run_role(tmp_path, "endpoint", variables, env=path)
-    assert_fails_with(
-        result, f"endpoint_python: {root_only}/python3 cannot be run by nobody: Permission denied; nothing was built."
-    )
+
+
+def wrapper(directory: Path, log: Path) -> Path:
+    """A python3.11 that says which uid ran it, as a user's own wrapper could run anything."""
+    log.touch()
+    log.chmod(0o666)
+    py = directory / "py"
+    py.write_text(f'#!/bin/sh\nid -u >>{log}\nexec {PYTHON} "$@"\n')
+    py.chmod(0o755)
+    return py
+
+
+@pytest.fixture(params=["another-account", "writable-by-others"])
+def untrusted(request: pytest.FixtureRequest, site: Path) -> Iterator[tuple[Path, str, Path]]:
+    """A wrapper root must not run, why it must not, and the log of the uids that ran it."""
+    log = site / "ran.log"
+    if request.param == "writable-by-others":
+        shared = site / "shared"
+        shared.mkdir()
+        shared.chmod(0o777)
+        yield wrapper(shared, log), f"{shared} is writable by others", log
+        return
+    with accounts("brk") as homes:
+        (login, home), *_ = homes.items()
+        py = wrapper(home, log)
+        os.chown(py, home.stat().st_uid, home.stat().st_gid)
+        yield py, f"{home} belongs to {login}; root reads and runs only what root or it owns", log
+
+
+def test_an_interpreter_others_can_change_is_refused_and_root_never_runs_it(
+    tmp_path: Path, site: Path, untrusted: tuple[Path, str, Path]
+) -> None:
+    py, why, log = untrusted
+    result = python_envs(tmp_path, site, python_envs_interpreter_paths={"3.11": str(py)})
+    assert_fails_with(result, f"python_envs_interpreter_paths['3.11']: {py}: {why}; nothing was built.")
+    assert "0" not in log.read_text().split(), "root ran it"
+    assert not (site / "runtime" / "envs").exists()
+
+
+def test_an_endpoint_python_others_can_change_is_refused_and_root_never_runs_it(
+    tmp_path: Path, site: Path, untrusted: tuple[Path, str, Path]
+) -> None:
+    py, why, log = untrusted
+    result = run_role(tmp_path, "endpoint", endpoint_vars(site, endpoint_python=str(py)), env=offline_policy(tmp_path))
+    assert_fails_with(result, f"endpoint_python: {py}: {why}; nothing was built.")
+    assert "0" not in log.read_text().split(), "root ran it"
     assert not (site / "install").exists()
-    assert not (site / "gc").exists()
+
+
+def test_build_env_trusted_prints_the_paths_or_names_the_first_part_another_can_change(site: Path) -> None:
+    mine = site / "mine"
+    mine.mkdir()
+    (mine / "a").touch()
+    (mine / "b").symlink_to(PYTHON)
+    shared = site / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    (shared / "c").touch()
+    (mine / "d").symlink_to(shared / "c")
+
+    def trusted(*paths: object) -> tuple[int, str, str]:
+        run = subprocess.run(["bash", str(BUILD_ENV), "--trusted", *map(str, paths)], capture_output=True, text=True)
+        return run.returncode, run.stdout, run.stderr
+
+    assert trusted(mine / "a", mine / "b") == (0, f"{mine / 'a'}\n{mine / 'b'}\n", "")
+    assert trusted() == (0, "", "")
+    assert trusted(mine / "a", shared / "c") == (
+        1,
+        f"{mine / 'a'}\n",
+        f"{shared / 'c'}: {shared} is writable by others\n",
+    )
+    # As resolved too: a link of root's to a file others can swap.
+    assert trusted(mine / "d") == (1, "", f"{shared / 'c'}: {shared} is writable by others\n")
+    assert trusted("mine/a") == (1, "", "mine/a: not an absolute path\n")
+    assert trusted(mine / "e") == (1, "", f"{mine / 'e'}: does not exist\n")
+    with accounts("brk") as homes:
+        (login, home), *_ = homes.items()
+        assert trusted(home) == (
+            1,
+            "",
+            f"{home}: {home} belongs to {login}; root reads and runs only what root or it owns\n",
+        )
 
 
 def managed_python(install_dir: Path) -> Path:

@@ -161,7 +161,7 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
     result = run_role(
         site.parent, "python_envs", {**python_envs_vars(site), "python_envs_interpreter_paths": {"3.11": str(shim)}}
     )
-    assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "does not run")
+    assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "cannot be run by nobody")
 
 
 def test_strings_from_the_command_line_take_effect(site: Path) -> None:

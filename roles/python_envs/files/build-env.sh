@@ -3,7 +3,8 @@
 # checks that an interpreter runs for an unprivileged account.
 #
 #   build-env.sh [--check] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
-#   build-env.sh --probe [--as ACCOUNT] PYTHON
+#   build-env.sh --probe [--as ACCOUNT] [--python-version X.Y] PYTHON
+#   build-env.sh --trusted PATH...
 #
 # ROOT/NAME is a link to a build ROOT/.builds/NAME-SPEC_HASH.HOST-PID. An
 # environment whose spec is unchanged is left alone ("unchanged"); otherwise a
@@ -21,15 +22,72 @@
 # the builder itself otherwise (a per-user deployment). A build it cannot run
 # is removed and nothing is published; the one line on stderr ends
 # "cannot be run by ACCOUNT: REASON" and the status is 3.
+#
+# Nothing is run, by uv or by this script, before PYTHON is trusted: every
+# part of it belongs to root or the running account (--trusted, below);
+# otherwise the one line on stderr names the part, and the status is 4.
 set -euo pipefail
 
-check=false probe=false account=nobody
+# --trusted prints each PATH again when nobody but root or the running
+# account can swap or change it, or fails naming the first part another can.
+# A path is trusted when every component of it, as written and as resolved,
+# belongs to root or to the running account, and none is writable by others
+# (a sticky directory such as /tmp excepted: there only an entry's owner can
+# move it). Then nothing on the way can be swapped between this check and
+# the moment the path is read or run (a venv's python is run by the path as
+# written, so that it stays the venv's).
+owned_components() { # path: every component of it, without following the last links
+  local path=$1 prefix="" part owner mode me
+  local -a parts
+  me=$(id -un)
+  IFS=/ read -r -a parts <<<"${path#/}"
+  for part in / "${parts[@]}"; do
+    [[ -n $part ]] || continue
+    if [[ $part == / ]]; then prefix=/; else prefix=${prefix%/}/$part; fi
+    read -r owner mode < <(stat -c '%U %a' -- "$prefix")
+    if [[ $owner != root && $owner != "$me" ]]; then
+      echo "$path: $prefix belongs to $owner; $me reads and runs only what root or it owns" >&2
+      return 1
+    fi
+    if ((8#$mode & 8#022)) && ! ((8#$mode & 8#1000)) && [[ ! -L $prefix ]]; then
+      echo "$path: $prefix is writable by others" >&2
+      return 1
+    fi
+  done
+}
+
+trusted() { # path...
+  local path real
+  for path in "$@"; do
+    if [[ $path != /* ]]; then
+      echo "$path: not an absolute path" >&2
+      return 1
+    fi
+    if ! real=$(readlink -e -- "$path"); then
+      echo "$path: does not exist" >&2
+      return 1
+    fi
+    owned_components "$path" && owned_components "$real" || return 1
+    printf '%s\n' "$path"
+  done
+}
+
+check=false probe=false account=nobody want=
 while [[ ${1:-} == --* ]]; do
   case $1 in
+    --trusted)
+      shift
+      trusted "$@"
+      exit
+      ;;
     --check) check=true ;;
     --probe) probe=true ;;
     --as)
       account=$2
+      shift
+      ;;
+    --python-version)
+      want=$2
       shift
       ;;
     *) break ;;
@@ -59,6 +117,17 @@ if ((EUID != 0)); then
   account=$(id -un)
 fi
 
+# A name is looked up as the builder's uv would: on its PATH. The path found
+# is the one checked, run and built from.
+if [[ $python != */* ]]; then
+  found=$(command -v -- "$python") || {
+    echo "$python: not found on PATH" >&2
+    exit 3
+  }
+  python=$found
+fi
+trusted "$python" >/dev/null || exit 4
+
 # Why PYTHON cannot be run by the account, if it cannot (status 3). It runs
 # it as workers do, in an empty environment from /: with --build, it also
 # imports globus_compute_endpoint and reads every file of the build, so a
@@ -70,6 +139,10 @@ runnable() { # python [--build]
     local uid gid
     if ! uid=$(id -u -- "$account" 2>/dev/null) || ! gid=$(id -g -- "$account" 2>/dev/null); then
       echo "$python cannot be run by $account: no such account" >&2
+      return 3
+    fi
+    if ! command -v setpriv >/dev/null; then
+      echo "$python cannot be run by $account: setpriv (util-linux) is missing" >&2
       return 3
     fi
     runner=(setpriv --reuid="$uid" --regid="$gid" --init-groups -- "${runner[@]}")
@@ -85,9 +158,11 @@ if sys.argv[1:] == ["--build"]:
             if not os.path.islink(path) and not os.access(path, mode):
                 sys.exit(f"PermissionError: {path} is not readable")
 else:
-    import json
+    print("%d.%d" % sys.version_info[:2])
 PY
   ); then
+    # Its X.Y, for --probe: the last line (a site's Python may warn first).
+    [[ -n ${2:-} || -z $out ]] || printf '%s\n' "${out##*$'\n'}"
     return 0
   fi
   reason=${out%$'\n'}
@@ -99,13 +174,12 @@ PY
 }
 
 if $probe; then
-  # A name is looked up as the builder's uv would: on its PATH.
-  [[ $python == */* ]] || python=$(command -v -- "$python") || {
-    echo "$python: not found on PATH" >&2
+  version=$(runnable "$python") || exit 3
+  if [[ -n $want && $version != "$want" ]]; then
+    echo "$python is Python $version" >&2
     exit 3
-  }
-  runnable "$python"
-  exit
+  fi
+  exit 0
 fi
 
 prefix=.builds/$name-$hash
