@@ -417,3 +417,21 @@ def test_the_build_program_run_directly(site: Site, home: Path) -> None:
     assert failed.returncode == 1 and failed.stderr == ""
     assert failed.stdout.startswith("build failed: ") and failed.stdout.count("\n") == 1
     assert sorted(p.name for p in envs_of(home).iterdir()) == [".builds", f".{env.name}.lock", env.name]
+
+
+SHELLS = {
+    "bash-env": "printf 'echo BASHENV-RAN >&2\\n' >bash-env.sh\nexport BASH_ENV=$PWD/bash-env.sh",
+    "shellopts": "set -x\nexport SHELLOPTS",
+    "functions": 'for f in mkdir mv ln rm chmod cd find; do eval "$f() { :; }"; export -f "$f"; done',
+}
+
+
+@pytest.mark.parametrize("prelude", SHELLS.values(), ids=SHELLS.keys())
+def test_the_build_takes_nothing_of_the_job_shell(site: Site, home: Path, prelude: str) -> None:
+    """BASH_ENV, an exported SHELLOPTS and exported functions never reach the build."""
+    result = run(site, home, f"{prelude}\n{init(site, SIX)}\n{PROBE}")
+    assert (result.returncode, result.stdout) == (0, f"1.17.0 {GCE}\n"), result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("worker-env: ")]
+    name, builds = builds_of(home)
+    assert line.split()[1:4] == [name, "built", str(envs_of(home) / name)]
+    assert len(builds) == 1 and os.readlink(envs_of(home) / name) == f".builds/{name}/{builds[0]}"

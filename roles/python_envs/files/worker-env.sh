@@ -310,9 +310,19 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
   __worker_env_how=user
   # Ready: stamped, and its interpreter still there (-x follows the link).
   [[ -f $env/.ready && -x $env/bin/python ]] && return 0
-  if out=$("$BASH" "$dir/worker-env-build" "$dir/worker-env.conf" "$env" "$py" "$gce" "$base" \
-    "${__worker_env_norm[@]}" 2>&1) && [[ $out == built || $out == waited ]]; then
-    __worker_env_how=$out
+  # The build takes nothing of the job shell but these variables: no BASH_ENV,
+  # SHELLOPTS or exported functions (a `mkdir` of the user's) reach it.
+  local -a keep=()
+  for var in HOME PATH LANG TZ TMPDIR XDG_CACHE_HOME XDG_CONFIG_HOME UV_CACHE_DIR UV_NATIVE_TLS UV_HTTP_TIMEOUT \
+    UV_CONCURRENT_DOWNLOADS UV_CONCURRENT_BUILDS UV_CONCURRENT_INSTALLS SSL_CERT_FILE SSL_CERT_DIR \
+    http_proxy https_proxy no_proxy all_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY ${!LC_@}; do
+    [[ -z ${!var+set} ]] || keep+=("$var=${!var}")
+  done
+  # Its one word is the last line of its output, whatever else was said before.
+  if out=$(command env -i "${keep[@]}" "$BASH" --norc --noprofile "$dir/worker-env-build" "$dir/worker-env.conf" \
+    "$env" "$py" "$gce" "$base" "${__worker_env_norm[@]}" 2>&1) &&
+    [[ ${out##*$'\n'} == built || ${out##*$'\n'} == waited ]]; then
+    __worker_env_how=${out##*$'\n'}
     [[ -f $env/.ready && -x $env/bin/python ]] && return 0
     out="the build of $env says $out, but it is not ready"
   fi
