@@ -435,3 +435,22 @@ def test_the_build_takes_nothing_of_the_job_shell(site: Site, home: Path, prelud
     name, builds = builds_of(home)
     assert line.split()[1:4] == [name, "built", str(envs_of(home) / name)]
     assert len(builds) == 1 and os.readlink(envs_of(home) / name) == f".builds/{name}/{builds[0]}"
+
+
+def test_a_shell_without_bashs_printf_never_shares_one_environment(site: Site, home: Path) -> None:
+    """printf -v makes the requirements' key: without the builtin, a refusal, not a shared `-req-none`."""
+    for req in (SIX, "idna"):
+        result = run(site, home, f"enable -n printf\n{init(site, req)}\n{PROBE}")
+        assert (result.returncode, result.stdout) == (1, ""), result.stderr
+        assert result.stderr == (
+            "worker-env: refusing requirements: no key for them in this shell (printf is not bash's builtin)\n"
+        )
+    assert not envs_of(home).exists()
+
+
+def test_a_shell_without_bashs_unset_does_not_start_with_pythonpath(site: Site, home: Path) -> None:
+    result = run(site, home, f"export PYTHONPATH=/elsewhere\nenable -n unset\n{init(site)}\necho ran")
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        "worker-env: refusing to start with PYTHONPATH set: this shell cannot unset it (unset is not bash's builtin)\n"
+    )

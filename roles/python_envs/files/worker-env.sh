@@ -66,7 +66,9 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
   local now=${EPOCHREALTIME:-}
   if [[ -n $now && -n $1 ]]; then
     now=${now/[.,]/}
-    printf -v __worker_env_took '%d.%03d ms' $(((now - $1) / 1000)) $(((now - $1) % 1000))
+    # builtin: the user may have disabled it (enable -n), and /usr/bin/printf has no -v.
+    builtin printf -v __worker_env_took '%d.%03d ms' $(((now - $1) / 1000)) $(((now - $1) % 1000)) 2>/dev/null ||
+      __worker_env_took='? ms'
   else
     __worker_env_took='? ms'
   fi
@@ -131,7 +133,11 @@ __worker_env() {
   fi
   for var in "${pyvars[@]}"; do
     if [[ -n ${!var+set} ]]; then
-      unset "$var"
+      # A disabled unset (enable -n) would leave it set: refuse rather than run with it.
+      if ! builtin unset "$var" 2>/dev/null || [[ -n ${!var+set} ]]; then
+        __worker_env_say "refusing to start with $var set: this shell cannot unset it (unset is not bash's builtin)"
+        return 1
+      fi
       cleared+=" $var"
     fi
   done
@@ -143,12 +149,13 @@ __worker_env() {
 
 __worker_env_done() { # the user's options back, and none of this file's names left
   eval "$__worker_env_restore"
-  unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
+  # Quiet where the user disabled unset: the names stay, the one line stays one.
+  builtin unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
     __worker_env_options __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
-    __worker_env_user
+    __worker_env_user 2>/dev/null
   # The lock's descriptor stays open for the worker; only its name goes.
-  unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
-    __worker_env_status __worker_env_took __worker_env_why
+  builtin unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
+    __worker_env_status __worker_env_took __worker_env_why 2>/dev/null
 }
 
 __worker_env_options
@@ -214,10 +221,11 @@ __worker_env_key() { # text: its 64-bit FNV-1a hash in 16 hex digits, into __wor
   # well-spread hash of ASCII text is all it needs. Arithmetic wraps at 64 bits.
   local LC_ALL=C text=$1 i c h=-3750763034362895579 # 0xcbf29ce484222325
   for ((i = 0; i < ${#text}; i++)); do
-    printf -v c %d "'${text:i:1}"
+    builtin printf -v c %d "'${text:i:1}" 2>/dev/null || c=
     ((h = (h ^ c) * 1099511628211))
   done
-  printf -v __worker_env_base %016x "$h"
+  __worker_env_base=
+  builtin printf -v __worker_env_base %016x "$h" 2>/dev/null || :
 }
 
 __worker_env_spec() { # env: the spec hash of a site build's ready stamp, into __worker_env_base
@@ -301,8 +309,13 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     [[ -n $base ]] && __worker_env_spec "$base"
     # The key follows the site build too: when the admin rebuilds it, users
     # get a fresh environment on top of it, and the old one ages out.
-    printf -v out '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}"
+    builtin printf -v out '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}" 2>/dev/null || out=
     __worker_env_key "$out"
+    # Another name would share one environment between different requirements.
+    if [[ ! $__worker_env_base =~ ^[0-9a-f]{16}$ || -z $out ]]; then
+      __worker_env_say "refusing requirements: no key for them in this shell (printf is not bash's builtin)"
+      return 1
+    fi
     env+="-req-$__worker_env_base"
   fi
   [[ -d ${env%/*} ]] || mkdir -p "${env%/*}" 2>/dev/null
