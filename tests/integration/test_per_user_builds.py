@@ -454,3 +454,23 @@ def test_a_shell_without_bashs_unset_does_not_start_with_pythonpath(site: Site, 
     assert result.stderr == (
         "worker-env: refusing to start with PYTHONPATH set: this shell cannot unset it (unset is not bash's builtin)\n"
     )
+
+
+def test_a_fifo_in_place_of_the_build_marker_never_hangs_a_start(site: Site, home: Path) -> None:
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    name = line_of(first).split()[1]
+    envs = envs_of(home)
+    shutil.rmtree(envs)
+    envs.mkdir(parents=True)
+    os.mkfifo(envs / f".{name}.build")
+    proc = spawn(site, home, f"{init(site, SIX)}\n{PROBE}")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.communicate()
+    assert (proc.returncode, out) == (0, f"1.17.0 {GCE}\n"), err
+    assert err.split()[1:3] == [name, "built"]
+    assert sorted(p.name for p in envs.iterdir()) == sorted([".builds", f".{name}.lock", name])
