@@ -474,3 +474,52 @@ def test_a_fifo_in_place_of_the_build_marker_never_hangs_a_start(site: Site, hom
     assert (proc.returncode, out) == (0, f"1.17.0 {GCE}\n"), err
     assert err.split()[1:3] == [name, "built"]
     assert sorted(p.name for p in envs.iterdir()) == sorted([".builds", f".{name}.lock", name])
+
+
+def first_name(site: Site, home: Path) -> str:
+    """The name of the user's environment for SIX, then an empty envs directory."""
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    shutil.rmtree(envs_of(home))
+    envs_of(home).mkdir(parents=True)
+    return line_of(first).split()[1]
+
+
+@pytest.mark.parametrize("kind", ["lock-directory", "marker-directory", "marker-link"])
+def test_a_lock_or_marker_that_is_not_a_file_is_named_with_its_cause(site: Site, home: Path, kind: str) -> None:
+    name = first_name(site, home)
+    path = envs_of(home) / (f".{name}.lock" if kind.startswith("lock") else f".{name}.build")
+    target = home / "elsewhere"
+    target.write_text("keep\n")
+    target.chmod(0o644)
+    if kind.endswith("directory"):
+        path.mkdir()
+        cause = "Is a directory"
+    else:
+        path.symlink_to(target)
+        cause = "it is a symbolic link, not a file of this user's; remove it"
+    result = run(site, home, init(site, SIX))
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and {SIX}:"
+        f" cannot use {path}: {cause}\n"
+    )
+    assert (target.read_text(), target.stat().st_mode & 0o777) == ("keep\n", 0o644)
+
+
+def test_cleanup_that_fails_fails_no_start(site: Site, home: Path) -> None:
+    """A dead build with a subdirectory nobody may empty: the start goes on, the build stays."""
+    name = first_name(site, home)
+    dead = envs_of(home) / ".builds" / name / f"{os.uname().nodename}-999999"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "f").touch()
+    day_ago = time.time() - 2 * 86400
+    os.utime(dead, (day_ago, day_ago))
+    subprocess.run(["chattr", "+i", str(dead / "sub")], check=True)
+    try:
+        result = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+        assert (result.returncode, result.stdout) == (0, f"1.17.0 {GCE}\n"), result.stderr
+        assert line_of(result).split()[1:3] == [name, "built"]
+        assert (dead / "sub" / "f").exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(dead / "sub")], check=True)

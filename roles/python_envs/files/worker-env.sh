@@ -256,6 +256,11 @@ __worker_env_hold() { # env: hold the shared lock of a user's environment for th
   # (a prune may remove the file as we open it), then going on without it.
   # Where locks fail (ENOSYS, ENOLCK) the start goes on too, and says so.
   local lock=${1%/*}/.${1##*/}.lock try rc
+  # A link may point anywhere (/etc/passwd), which the truncation below would empty.
+  if [[ -L $lock || (-e $lock && ! -f $lock) ]]; then
+    __worker_env_note="; no lock on $lock: not a regular file"
+    return 0
+  fi
   for try in 1 2 3; do
     # Readable by the user alone: a lock others can open is one they can hold.
     [[ -e $lock ]] || (umask 077 && : >>"$lock") 2>/dev/null
