@@ -37,6 +37,10 @@ UV_WRAPPER = """#!/bin/bash
 echo "$1 $2" >>{base}/uv-calls
 point=$(cat {base}/kill-at 2>/dev/null) || point=
 if [[ "$1 $2" == "pip install" && -e {base}/slow ]]; then sleep 4; fi
+if [[ "$1 $2" == "pip install" && -e {base}/vanish ]]; then
+  # The build's directory goes as uv ends (a user's rm, a filesystem's loss).
+  {uv} "$@"; rc=$?; rm -rf "${{5%/bin/python}}"; exit $rc
+fi
 if [[ -n $point && "$1 $2" == "$point"* ]]; then
   # The builder (worker-env-build) runs uv from a subshell: both go, as in a job's end.
   read -r _ _ _ builder _ </proc/$PPID/stat
@@ -101,7 +105,7 @@ def site() -> Site:
 
 @pytest.fixture
 def home(site: Site, tmp_path: Path) -> Path:
-    for name in ("uv-calls", "kill-at", "slow"):
+    for name in ("uv-calls", "kill-at", "slow", "vanish"):
         (site.base / name).unlink(missing_ok=True)
     home = Path(tempfile.mkdtemp(prefix="home-", dir=site.base))
     yield home
@@ -523,3 +527,16 @@ def test_cleanup_that_fails_fails_no_start(site: Site, home: Path) -> None:
         assert (dead / "sub" / "f").exists()
     finally:
         subprocess.run(["chattr", "-i", str(dead / "sub")], check=True)
+
+
+def test_a_build_whose_directory_vanished_is_not_stamped_or_published(site: Site, home: Path) -> None:
+    (site.base / "vanish").touch()
+    result = run(site, home, init(site, SIX))
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    envs = envs_of(home)
+    prefix = f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and {SIX}: cannot stamp "
+    suffix = " ready: it was removed or its filesystem failed while it was built"
+    line = line_of(result)
+    assert line.startswith(prefix + f"{envs}/.builds/{NAME}-req-") and line.endswith(suffix), line
+    # Nothing of it is left: no link to a build that is not there.
+    assert list(envs.iterdir()) == []

@@ -342,7 +342,7 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     [[ ${out##*$'\n'} == built || ${out##*$'\n'} == waited ]]; then
     __worker_env_how=${out##*$'\n'}
     [[ -f $env/.ready && -x $env/bin/python ]] && return 0
-    out="the build of $env says $out, but it is not ready"
+    out="the build of $env says $__worker_env_how, but it is not ready"
   fi
   # A reason is never empty: at the least, say which step gave none.
   out=${out//$'\n'/ }
