@@ -540,3 +540,27 @@ def test_a_build_whose_directory_vanished_is_not_stamped_or_published(site: Site
     assert line.startswith(prefix + f"{envs}/.builds/{NAME}-req-") and line.endswith(suffix), line
     # Nothing of it is left: no link to a build that is not there.
     assert list(envs.iterdir()) == []
+
+
+def test_only_this_hosts_boot_and_pid_namespace_removes_its_dead_builds_at_once(site: Site, home: Path) -> None:
+    """A node with the same hostname in another pid namespace: its pids mean nothing here."""
+    name = first_name(site, home)
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text()[:8]
+    pidns = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    here = f"{os.uname().nodename}.{boot}.{pidns}-999999"
+    other = f"{os.uname().nodename}-999999"
+    builds = envs_of(home) / ".builds" / name
+    for tag in (here, other):
+        (builds / tag / "bin").mkdir(parents=True)
+    result = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+    assert (result.returncode, result.stdout) == (0, f"1.17.0 {GCE}\n"), result.stderr
+    left = sorted(p.name for p in builds.iterdir())
+    published = os.readlink(envs_of(home) / name).split("/")[-1]
+    assert left == sorted([other, published])
+    # Untouched for a day: another tag's build goes too.
+    day_ago = time.time() - 2 * 86400
+    os.utime(builds / other, (day_ago, day_ago))
+    (envs_of(home) / name / ".ready").unlink()
+    again = run(site, home, init(site, SIX))
+    assert again.returncode == 0, again.stderr
+    assert other not in [p.name for p in builds.iterdir()]
