@@ -564,3 +564,18 @@ def test_only_this_hosts_boot_and_pid_namespace_removes_its_dead_builds_at_once(
     again = run(site, home, init(site, SIX))
     assert again.returncode == 0, again.stderr
     assert other not in [p.name for p in builds.iterdir()]
+
+
+def test_builds_stamped_but_broken_do_not_pile_up(site: Site, home: Path) -> None:
+    """An interpreter removed under a ready stamp, three times: one build is left, the published one."""
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    name = line_of(first).split()[1]
+    link = envs_of(home) / name
+    for _ in range(3):
+        (link.resolve() / "bin" / "python").unlink()
+        again = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+        assert (again.returncode, again.stdout) == (0, f"1.17.0 {GCE}\n"), again.stderr
+        assert line_of(again).split()[1:3] == [name, "built"]
+    _, builds = builds_of(home)
+    assert [f".builds/{name}/{b}" for b in builds] == [os.readlink(link)]
