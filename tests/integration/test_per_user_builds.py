@@ -240,7 +240,7 @@ def test_a_killed_builder_is_never_used_and_the_next_start_cleans_up(site: Site,
     assert sorted(p.name for p in envs.iterdir()) == sorted([".builds", f".{name}.lock", name])
 
 
-HOMES = {"unset": None, "empty": "", "relative": "home", "root": "/"}
+HOMES = {"unset": None, "empty": "", "relative": "home", "root": "/", "root-twice": "//", "root-thrice": "///"}
 
 
 @pytest.mark.parametrize("value", HOMES.values(), ids=HOMES.keys())

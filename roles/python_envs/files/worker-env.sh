@@ -301,7 +301,8 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     base=''
   fi
   # Never a build in /.globus_compute, nor one relative to wherever the job runs.
-  if [[ ${HOME:-} != /* || ${HOME:-} == / ]]; then
+  # Slashes alone (/, //, ///) are the root too.
+  if [[ ${HOME:-} != /* || -z ${HOME//\//} ]]; then
     out='unset'
     [[ -n ${HOME+set} ]] && out="'${HOME:0:120}'"
     __worker_env_say "no environment for $what${*:+ and $*}: HOME is $out, not the absolute path of a home directory;" \
