@@ -141,8 +141,15 @@ def test_uv_managed_interpreters_are_under_the_root_and_users_run_their_environm
     user_home.mkdir()
     env = user_home / ".globus_compute" / "envs" / NAME
     built = subprocess.run(
-        ["bash", str(site / "runtime" / "worker-env-build"), str(site / "runtime" / "worker-env.conf"), str(env)]
-        + ["3.11", "4.19.0", ""],
+        [
+            "bash",
+            str(site / "runtime" / "worker-env-build"),
+            str(site / "runtime" / "worker-env.conf"),
+            str(env),
+            "3.11",
+            "4.19.0",
+            "",
+        ],
         capture_output=True,
         text=True,
         env={"HOME": str(user_home), "PATH": "/usr/bin:/bin", **offline(tmp_path)},
