@@ -37,6 +37,10 @@ UV_WRAPPER = """#!/bin/bash
 echo "$1 $2" >>{base}/uv-calls
 point=$(cat {base}/kill-at 2>/dev/null) || point=
 if [[ "$1 $2" == "pip install" && -e {base}/slow ]]; then sleep 4; fi
+if [[ "$1 $2" == "pip install" && -e {base}/vanish ]]; then
+  # The build's directory goes as uv ends (a user's rm, a filesystem's loss).
+  {uv} "$@"; rc=$?; rm -rf "${{5%/bin/python}}"; exit $rc
+fi
 if [[ -n $point && "$1 $2" == "$point"* ]]; then
   # The builder (worker-env-build) runs uv from a subshell: both go, as in a job's end.
   read -r _ _ _ builder _ </proc/$PPID/stat
@@ -101,7 +105,7 @@ def site() -> Site:
 
 @pytest.fixture
 def home(site: Site, tmp_path: Path) -> Path:
-    for name in ("uv-calls", "kill-at", "slow"):
+    for name in ("uv-calls", "kill-at", "slow", "vanish"):
         (site.base / name).unlink(missing_ok=True)
     home = Path(tempfile.mkdtemp(prefix="home-", dir=site.base))
     yield home
@@ -236,7 +240,7 @@ def test_a_killed_builder_is_never_used_and_the_next_start_cleans_up(site: Site,
     assert sorted(p.name for p in envs.iterdir()) == sorted([".builds", f".{name}.lock", name])
 
 
-HOMES = {"unset": None, "empty": "", "relative": "home", "root": "/"}
+HOMES = {"unset": None, "empty": "", "relative": "home", "root": "/", "root-twice": "//", "root-thrice": "///"}
 
 
 @pytest.mark.parametrize("value", HOMES.values(), ids=HOMES.keys())
@@ -417,3 +421,161 @@ def test_the_build_program_run_directly(site: Site, home: Path) -> None:
     assert failed.returncode == 1 and failed.stderr == ""
     assert failed.stdout.startswith("build failed: ") and failed.stdout.count("\n") == 1
     assert sorted(p.name for p in envs_of(home).iterdir()) == [".builds", f".{env.name}.lock", env.name]
+
+
+SHELLS = {
+    "bash-env": "printf 'echo BASHENV-RAN >&2\\n' >bash-env.sh\nexport BASH_ENV=$PWD/bash-env.sh",
+    "shellopts": "set -x\nexport SHELLOPTS",
+    "functions": 'for f in mkdir mv ln rm chmod cd find; do eval "$f() { :; }"; export -f "$f"; done',
+}
+
+
+@pytest.mark.parametrize("prelude", SHELLS.values(), ids=SHELLS.keys())
+def test_the_build_takes_nothing_of_the_job_shell(site: Site, home: Path, prelude: str) -> None:
+    """BASH_ENV, an exported SHELLOPTS and exported functions never reach the build."""
+    result = run(site, home, f"{prelude}\n{init(site, SIX)}\n{PROBE}")
+    assert (result.returncode, result.stdout) == (0, f"1.17.0 {GCE}\n"), result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("worker-env: ")]
+    name, builds = builds_of(home)
+    assert line.split()[1:4] == [name, "built", str(envs_of(home) / name)]
+    assert len(builds) == 1 and os.readlink(envs_of(home) / name) == f".builds/{name}/{builds[0]}"
+
+
+def test_a_shell_without_bashs_printf_never_shares_one_environment(site: Site, home: Path) -> None:
+    """printf -v makes the requirements' key: without the builtin, a refusal, not a shared `-req-none`."""
+    for req in (SIX, "idna"):
+        result = run(site, home, f"enable -n printf\n{init(site, req)}\n{PROBE}")
+        assert (result.returncode, result.stdout) == (1, ""), result.stderr
+        assert result.stderr == (
+            "worker-env: refusing requirements: no key for them in this shell (printf is not bash's builtin)\n"
+        )
+    assert not envs_of(home).exists()
+
+
+def test_a_shell_without_bashs_unset_does_not_start_with_pythonpath(site: Site, home: Path) -> None:
+    result = run(site, home, f"export PYTHONPATH=/elsewhere\nenable -n unset\n{init(site)}\necho ran")
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        "worker-env: refusing to start with PYTHONPATH set: this shell cannot unset it (unset is not bash's builtin)\n"
+    )
+
+
+def test_a_fifo_in_place_of_the_build_marker_never_hangs_a_start(site: Site, home: Path) -> None:
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    name = line_of(first).split()[1]
+    envs = envs_of(home)
+    shutil.rmtree(envs)
+    envs.mkdir(parents=True)
+    os.mkfifo(envs / f".{name}.build")
+    proc = spawn(site, home, f"{init(site, SIX)}\n{PROBE}")
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.communicate()
+    assert (proc.returncode, out) == (0, f"1.17.0 {GCE}\n"), err
+    assert err.split()[1:3] == [name, "built"]
+    assert sorted(p.name for p in envs.iterdir()) == sorted([".builds", f".{name}.lock", name])
+
+
+def first_name(site: Site, home: Path) -> str:
+    """The name of the user's environment for SIX, then an empty envs directory."""
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    shutil.rmtree(envs_of(home))
+    envs_of(home).mkdir(parents=True)
+    return line_of(first).split()[1]
+
+
+@pytest.mark.parametrize("kind", ["lock-directory", "marker-directory", "marker-link"])
+def test_a_lock_or_marker_that_is_not_a_file_is_named_with_its_cause(site: Site, home: Path, kind: str) -> None:
+    name = first_name(site, home)
+    path = envs_of(home) / (f".{name}.lock" if kind.startswith("lock") else f".{name}.build")
+    target = home / "elsewhere"
+    target.write_text("keep\n")
+    target.chmod(0o644)
+    if kind.endswith("directory"):
+        path.mkdir()
+        cause = "Is a directory"
+    else:
+        path.symlink_to(target)
+        cause = "it is a symbolic link, not a file of this user's; remove it"
+    result = run(site, home, init(site, SIX))
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == (
+        f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and {SIX}:"
+        f" cannot use {path}: {cause}\n"
+    )
+    assert (target.read_text(), target.stat().st_mode & 0o777) == ("keep\n", 0o644)
+
+
+def test_cleanup_that_fails_fails_no_start(site: Site, home: Path) -> None:
+    """A dead build with a subdirectory nobody may empty: the start goes on, the build stays."""
+    name = first_name(site, home)
+    dead = envs_of(home) / ".builds" / name / f"{os.uname().nodename}-999999"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "f").touch()
+    day_ago = time.time() - 2 * 86400
+    os.utime(dead, (day_ago, day_ago))
+    subprocess.run(["chattr", "+i", str(dead / "sub")], check=True)
+    try:
+        result = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+        assert (result.returncode, result.stdout) == (0, f"1.17.0 {GCE}\n"), result.stderr
+        assert line_of(result).split()[1:3] == [name, "built"]
+        assert (dead / "sub" / "f").exists()
+    finally:
+        subprocess.run(["chattr", "-i", str(dead / "sub")], check=True)
+
+
+def test_a_build_whose_directory_vanished_is_not_stamped_or_published(site: Site, home: Path) -> None:
+    (site.base / "vanish").touch()
+    result = run(site, home, init(site, SIX))
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    envs = envs_of(home)
+    prefix = f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and {SIX}: cannot stamp "
+    suffix = " ready: it was removed or its filesystem failed while it was built"
+    line = line_of(result)
+    assert line.startswith(prefix + f"{envs}/.builds/{NAME}-req-") and line.endswith(suffix), line
+    # Nothing of it is left: no link to a build that is not there.
+    assert list(envs.iterdir()) == []
+
+
+def test_only_this_hosts_boot_and_pid_namespace_removes_its_dead_builds_at_once(site: Site, home: Path) -> None:
+    """A node with the same hostname in another pid namespace: its pids mean nothing here."""
+    name = first_name(site, home)
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text()[:8]
+    pidns = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    here = f"{os.uname().nodename}.{boot}.{pidns}-999999"
+    other = f"{os.uname().nodename}-999999"
+    builds = envs_of(home) / ".builds" / name
+    for tag in (here, other):
+        (builds / tag / "bin").mkdir(parents=True)
+    result = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+    assert (result.returncode, result.stdout) == (0, f"1.17.0 {GCE}\n"), result.stderr
+    left = sorted(p.name for p in builds.iterdir())
+    published = os.readlink(envs_of(home) / name).split("/")[-1]
+    assert left == sorted([other, published])
+    # Untouched for a day: another tag's build goes too.
+    day_ago = time.time() - 2 * 86400
+    os.utime(builds / other, (day_ago, day_ago))
+    (envs_of(home) / name / ".ready").unlink()
+    again = run(site, home, init(site, SIX))
+    assert again.returncode == 0, again.stderr
+    assert other not in [p.name for p in builds.iterdir()]
+
+
+def test_builds_stamped_but_broken_do_not_pile_up(site: Site, home: Path) -> None:
+    """An interpreter removed under a ready stamp, three times: one build is left, the published one."""
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    name = line_of(first).split()[1]
+    link = envs_of(home) / name
+    for _ in range(3):
+        (link.resolve() / "bin" / "python").unlink()
+        again = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+        assert (again.returncode, again.stdout) == (0, f"1.17.0 {GCE}\n"), again.stderr
+        assert line_of(again).split()[1:3] == [name, "built"]
+    _, builds = builds_of(home)
+    assert [f".builds/{name}/{b}" for b in builds] == [os.readlink(link)]

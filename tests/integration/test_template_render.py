@@ -14,6 +14,7 @@ import getpass
 import grp
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -155,6 +156,13 @@ VALID = [
     ("alpha", sdk((3, 14), "4.20.0a2"), "3.14 4.20.0a2"),
     ("post-release", sdk((3, 11), "4.19.0.post1"), "3.11 4.19.0.post1"),
     ("dev-release", sdk((3, 11), "4.20.0.dev3"), "3.11 4.20.0.dev3"),
+    ("post-then-dev", sdk((3, 11), "4.19.0.post1.dev2"), "3.11 4.19.0.post1.dev2"),
+    (
+        "every-part-four-digits",
+        sdk((3, 11), "4444.1919.0000rc9999.post9999.dev9999"),
+        "3.11 4444.1919.0000rc9999.post9999.dev9999",
+    ),
+    ("sys-version-minor-zero", old_sdk("3.0.1 (main)"), "3.0 3.13.0"),
     # Old SDKs: the X.Y of their sys.version.
     ("sdk-3.13-sys-version", old_sdk("3.12.1 (main, Dec  8 2023, 05:40:41) [GCC 12.2.0]"), "3.12 3.13.0"),
     (
@@ -183,6 +191,8 @@ NO_PYTHON = [
     ("sys-version-shell", old_sdk(f"3.12$({SHELL}) (main)")),
     ("sys-version-newline", old_sdk(f"3.12\n{SHELL}")),
     ("sys-version-three-digit-minor", old_sdk("3.123.1 (main)")),
+    ("sys-version-leading-zero", old_sdk("3.01.5 (main)")),
+    ("sys-version-leading-zeros", old_sdk("3.012 (main)")),
     ("sys-version-letters", old_sdk("3.1a.1 (main)")),
     ("sys-version-python-4", old_sdk("4.0.1 (main)")),
     ("sys-version-bare-major", old_sdk("3.")),
@@ -205,6 +215,17 @@ NO_SDK = [
     ("sdk-two-parts", sdk((3, 12), "4.19")),
     ("sdk-local-version", sdk((3, 12), "4.19.0+evil")),
     ("sdk-too-long", sdk((3, 12), "4.19.0" + ".post1" * 10)),
+    ("sdk-dev-then-post", sdk((3, 12), "4.19.0.dev1.post1")),
+    ("sdk-post-twice", sdk((3, 12), "4.19.0.post1.post2")),
+    ("sdk-dev-twice", sdk((3, 12), "4.19.0.dev1.dev2")),
+    ("sdk-five-digit-post", sdk((3, 12), "4.19.0.post12345")),
+    ("sdk-five-digit-major", sdk((3, 12), "12345.19.0")),
+    ("sdk-five-digit-rc", sdk((3, 12), "4.19.0rc12345")),
+    ("sdk-bare-post", sdk((3, 12), "4.19.0.post")),
+    ("sdk-c-pre-release", sdk((3, 12), "4.19.0c1")),
+    ("sdk-two-pre-releases", sdk((3, 12), "4.19.0a1b2")),
+    ("sdk-dotted-rc", sdk((3, 12), "4.19.0.rc1")),
+    ("sdk-fullwidth-digit", sdk((3, 12), "4.19.\uff10")),
 ]
 MISSING_OR_FORGED = [*NO_PYTHON, *NO_SDK, ("runtime-is-a-list", [1, 2, 3])]
 FALLBACK = {name: f"--fallback=default {DEFAULT}" for name, _ in NO_PYTHON} | {
@@ -594,3 +615,15 @@ def test_the_worker_init_line_runs_the_runtime_whatever_the_job_shell_calls_sour
         )
         assert "hijacked" not in result.stderr, result.stderr
         assert result.stderr.startswith("worker-env: "), result.stderr
+
+
+def test_the_template_and_the_runtime_take_the_same_sdk_versions() -> None:
+    """One rule in two places: what the template passes, worker-env.sh accepts, and nothing else."""
+    text = (Path(__file__).parents[2] / "roles/python_envs/files/worker-env.sh").read_text()
+    pattern = re.search(r"\[\[ ! \$gce =~ (\S+) \]\]", text)
+    assert pattern
+    for name, runtime, *_ in [*VALID, *NO_SDK]:
+        version = runtime.get("globus_compute_sdk_version") if isinstance(runtime, dict) else None
+        if isinstance(version, str):
+            accepted = re.fullmatch(pattern.group(1), version, re.ASCII) is not None
+            assert accepted == (name in {v[0] for v in VALID}), name

@@ -66,7 +66,9 @@ __worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, n
   local now=${EPOCHREALTIME:-}
   if [[ -n $now && -n $1 ]]; then
     now=${now/[.,]/}
-    printf -v __worker_env_took '%d.%03d ms' $(((now - $1) / 1000)) $(((now - $1) % 1000))
+    # builtin: the user may have disabled it (enable -n), and /usr/bin/printf has no -v.
+    builtin printf -v __worker_env_took '%d.%03d ms' $(((now - $1) / 1000)) $(((now - $1) % 1000)) 2>/dev/null ||
+      __worker_env_took='? ms'
   else
     __worker_env_took='? ms'
   fi
@@ -131,7 +133,11 @@ __worker_env() {
   fi
   for var in "${pyvars[@]}"; do
     if [[ -n ${!var+set} ]]; then
-      unset "$var"
+      # A disabled unset (enable -n) would leave it set: refuse rather than run with it.
+      if ! builtin unset "$var" 2>/dev/null || [[ -n ${!var+set} ]]; then
+        __worker_env_say "refusing to start with $var set: this shell cannot unset it (unset is not bash's builtin)"
+        return 1
+      fi
       cleared+=" $var"
     fi
   done
@@ -143,12 +149,13 @@ __worker_env() {
 
 __worker_env_done() { # the user's options back, and none of this file's names left
   eval "$__worker_env_restore"
-  unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
+  # Quiet where the user disabled unset: the names stay, the one line stays one.
+  builtin unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
     __worker_env_options __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
-    __worker_env_user
+    __worker_env_user 2>/dev/null
   # The lock's descriptor stays open for the worker; only its name goes.
-  unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
-    __worker_env_status __worker_env_took __worker_env_why
+  builtin unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
+    __worker_env_status __worker_env_took __worker_env_why 2>/dev/null
 }
 
 __worker_env_options
@@ -214,10 +221,11 @@ __worker_env_key() { # text: its 64-bit FNV-1a hash in 16 hex digits, into __wor
   # well-spread hash of ASCII text is all it needs. Arithmetic wraps at 64 bits.
   local LC_ALL=C text=$1 i c h=-3750763034362895579 # 0xcbf29ce484222325
   for ((i = 0; i < ${#text}; i++)); do
-    printf -v c %d "'${text:i:1}"
+    builtin printf -v c %d "'${text:i:1}" 2>/dev/null || c=
     ((h = (h ^ c) * 1099511628211))
   done
-  printf -v __worker_env_base %016x "$h"
+  __worker_env_base=
+  builtin printf -v __worker_env_base %016x "$h" 2>/dev/null || :
 }
 
 __worker_env_spec() { # env: the spec hash of a site build's ready stamp, into __worker_env_base
@@ -248,6 +256,11 @@ __worker_env_hold() { # env: hold the shared lock of a user's environment for th
   # (a prune may remove the file as we open it), then going on without it.
   # Where locks fail (ENOSYS, ENOLCK) the start goes on too, and says so.
   local lock=${1%/*}/.${1##*/}.lock try rc
+  # A link may point anywhere (/etc/passwd), which the truncation below would empty.
+  if [[ -L $lock || (-e $lock && ! -f $lock) ]]; then
+    __worker_env_note="; no lock on $lock: not a regular file"
+    return 0
+  fi
   for try in 1 2 3; do
     # Readable by the user alone: a lock others can open is one they can hold.
     [[ -e $lock ]] || (umask 077 && : >>"$lock") 2>/dev/null
@@ -288,7 +301,8 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     base=''
   fi
   # Never a build in /.globus_compute, nor one relative to wherever the job runs.
-  if [[ ${HOME:-} != /* || ${HOME:-} == / ]]; then
+  # Slashes alone (/, //, ///) are the root too.
+  if [[ ${HOME:-} != /* || -z ${HOME//\//} ]]; then
     out='unset'
     [[ -n ${HOME+set} ]] && out="'${HOME:0:120}'"
     __worker_env_say "no environment for $what${*:+ and $*}: HOME is $out, not the absolute path of a home directory;" \
@@ -301,8 +315,13 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     [[ -n $base ]] && __worker_env_spec "$base"
     # The key follows the site build too: when the admin rebuilds it, users
     # get a fresh environment on top of it, and the old one ages out.
-    printf -v out '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}"
+    builtin printf -v out '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}" 2>/dev/null || out=
     __worker_env_key "$out"
+    # Another name would share one environment between different requirements.
+    if [[ ! $__worker_env_base =~ ^[0-9a-f]{16}$ || -z $out ]]; then
+      __worker_env_say "refusing requirements: no key for them in this shell (printf is not bash's builtin)"
+      return 1
+    fi
     env+="-req-$__worker_env_base"
   fi
   [[ -d ${env%/*} ]] || mkdir -p "${env%/*}" 2>/dev/null
@@ -310,11 +329,21 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
   __worker_env_how=user
   # Ready: stamped, and its interpreter still there (-x follows the link).
   [[ -f $env/.ready && -x $env/bin/python ]] && return 0
-  if out=$("$BASH" "$dir/worker-env-build" "$dir/worker-env.conf" "$env" "$py" "$gce" "$base" \
-    "${__worker_env_norm[@]}" 2>&1) && [[ $out == built || $out == waited ]]; then
-    __worker_env_how=$out
+  # The build takes nothing of the job shell but these variables: no BASH_ENV,
+  # SHELLOPTS or exported functions (a `mkdir` of the user's) reach it.
+  local -a keep=()
+  for var in HOME PATH LANG TZ TMPDIR XDG_CACHE_HOME XDG_CONFIG_HOME UV_CACHE_DIR UV_NATIVE_TLS UV_HTTP_TIMEOUT \
+    UV_CONCURRENT_DOWNLOADS UV_CONCURRENT_BUILDS UV_CONCURRENT_INSTALLS SSL_CERT_FILE SSL_CERT_DIR \
+    http_proxy https_proxy no_proxy all_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY ${!LC_@}; do
+    [[ -z ${!var+set} ]] || keep+=("$var=${!var}")
+  done
+  # Its one word is the last line of its output, whatever else was said before.
+  if out=$(command env -i "${keep[@]}" "$BASH" --norc --noprofile "$dir/worker-env-build" "$dir/worker-env.conf" \
+    "$env" "$py" "$gce" "$base" "${__worker_env_norm[@]}" 2>&1) &&
+    [[ ${out##*$'\n'} == built || ${out##*$'\n'} == waited ]]; then
+    __worker_env_how=${out##*$'\n'}
     [[ -f $env/.ready && -x $env/bin/python ]] && return 0
-    out="the build of $env says $out, but it is not ready"
+    out="the build of $env says $__worker_env_how, but it is not ready"
   fi
   # A reason is never empty: at the least, say which step gave none.
   out=${out//$'\n'/ }
