@@ -43,10 +43,12 @@ latency() {
 
 storm() {
   local pairs=$1 starts=$2 py=$3 gce=$4 t0 t1 i pair single
-  local env="$HOME/.globus_compute/envs/py$py-gce$gce"
+  local envs="$HOME/.globus_compute/envs" name="py$py-gce$gce"
+  local env="$envs/$name"
   # Each start: worker_init, then a check (a builtin, no process) that it
-  # activated the right environment. The single build does the same work.
-  local init="source $runtime $py $gce || exit 1; [[ \$VIRTUAL_ENV == $env ]]"
+  # activated the build the environment's link names. The single build does
+  # the same work.
+  local init="source $runtime $py $gce || exit 1; [[ \$VIRTUAL_ENV -ef $env ]]"
   # Pairs of one single build and one storm, each from the same cold state
   # (no environment, no uv cache), the order alternating from pair to pair
   # so that drift on the machine hits both alike. One line per pair:
@@ -56,7 +58,8 @@ storm() {
     ((pair % 2)) && order=(storm single)
     local storm_us=0 failures=0 builds=0 single=0 single_rc=0
     for what in "${order[@]}"; do
-      rm -rf "$env" "$HOME/.cache/uv"
+      # No environment: its link, builds, lock and build marker, and no uv cache.
+      rm -rf "$env" "$envs/.builds/$name" "$envs/.$name.lock" "$envs/.$name.build" "$HOME/.cache/uv"
       if [[ $what == single ]]; then
         read -r _ single single_rc < <(time_one single_build "$init")
         continue
