@@ -211,6 +211,14 @@ publish() {
   mv -Tf "$root/.$name.link.$$" "$root/$name"
 }
 
+running() { # pid: a live process (a zombie, which a container's init may never reap, is gone)
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
 # Builds of this spec that were interrupted: on this host, by a process that
 # is gone; on any host, untouched for a day.
 remove_interrupted() {
@@ -218,7 +226,7 @@ remove_interrupted() {
   for build in "$root/$prefix".*; do
     [[ -d $build && ! -f $build/.ready ]] || continue
     tag=${build#"$root/$prefix."}
-    if [[ ${tag%-*} == "$host" ]] && ! kill -0 "${tag##*-}" 2>/dev/null; then
+    if [[ ${tag%-*} == "$host" ]] && ! running "${tag##*-}"; then
       rm -rf "$build"
     elif [[ -n $(find "$build" -maxdepth 0 -mmin +1440) ]]; then
       rm -rf "$build"
