@@ -54,10 +54,10 @@ LN_WRAPPER = """#!/bin/bash
 if [[ $(cat {base}/kill-at 2>/dev/null) == ln ]]; then kill -KILL "$PPID"; exit 137; fi
 exec /bin/ln "$@"
 """
-NOT_EXCLUDING = "#!/bin/sh\n# Takes no lock and says it did: a lock that excludes nothing.\nexit 0\n"
+NOT_EXCLUDING = '#!/bin/sh\n# Takes no lock and says it did: a lock that excludes nothing.\necho "$*" >>{log}\nexit 0\n'
 FAILING = (
     "#!/bin/bash\n# What util-linux flock does where flock(2) gives ENOSYS.\n"
-    'echo "flock: ${!#}: Function not implemented" >&2\nexit 65\n'
+    'echo "$*" >>{log}\necho "flock: ${{!#}}: Function not implemented" >&2\nexit 65\n'
 )
 
 
@@ -76,7 +76,8 @@ def site() -> Site:
     wrapper.chmod(0o755)
     for kind, text in {"not-excluding": NOT_EXCLUDING, "failing": FAILING}.items():
         (base / kind).mkdir()
-        (base / kind / "flock").write_text(text)
+        # Every call is logged, so that a storm can show the shim was the flock it ran.
+        (base / kind / "flock").write_text(text.format(log=base / kind / "calls"))
         (base / kind / "flock").chmod(0o755)
     (base / "kill-ln").mkdir()
     (base / "kill-ln" / "ln").write_text(LN_WRAPPER.format(base=base))
@@ -196,7 +197,11 @@ def test_a_storm_with_coherent_locks_makes_one_build(site: Site, home: Path) -> 
 @pytest.mark.parametrize("locks", ["not-excluding", "failing"])
 def test_a_storm_without_working_locks_starts_every_worker(site: Site, home: Path, locks: str) -> None:
     """Duplicate builds are allowed; every worker runs in a complete environment, none fails or loops."""
+    calls = site.base / locks / "calls"
+    calls.unlink(missing_ok=True)
     results, took = storm(site, home, f"{site.base / locks}:/usr/bin:/bin")
+    # Each start went through the shim (at least its hold on the environment's lock).
+    assert len(calls.read_text().splitlines()) >= STORM, calls.read_text()
     assert [(r.returncode, r.stdout) for r in results] == [(0, f"1.17.0 {GCE}\n")] * STORM, [r.stderr for r in results]
     lines = [line_of(r) for r in results]
     assert {line.split()[2] for line in lines} <= {"built", "waited"}
