@@ -332,9 +332,9 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
   # The build takes nothing of the job shell but these variables: no BASH_ENV,
   # SHELLOPTS or exported functions (a `mkdir` of the user's) reach it.
   local -a keep=()
-  for var in HOME PATH LANG TZ TMPDIR XDG_CACHE_HOME XDG_CONFIG_HOME UV_CACHE_DIR UV_NATIVE_TLS UV_HTTP_TIMEOUT \
-    UV_CONCURRENT_DOWNLOADS UV_CONCURRENT_BUILDS UV_CONCURRENT_INSTALLS SSL_CERT_FILE SSL_CERT_DIR \
-    http_proxy https_proxy no_proxy all_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY ${!LC_@}; do
+  # Which UV_* variables a build honours is worker-env-build's rule (isolate).
+  for var in HOME PATH LANG TZ TMPDIR XDG_CACHE_HOME XDG_CONFIG_HOME SSL_CERT_FILE SSL_CERT_DIR \
+    http_proxy https_proxy no_proxy all_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY ALL_PROXY ${!LC_@} ${!UV_@}; do
     [[ -z ${!var+set} ]] || keep+=("$var=${!var}")
   done
   # Its one word is the last line of its output, whatever else was said before.
