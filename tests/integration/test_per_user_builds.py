@@ -41,6 +41,10 @@ if [[ "$1 $2" == "pip install" && -e {base}/vanish ]]; then
   # The build's directory goes as uv ends (a user's rm, a filesystem's loss).
   {uv} "$@"; rc=$?; rm -rf "${{5%/bin/python}}"; exit $rc
 fi
+if [[ "$1 $2" == "pip install" && -e {base}/unimportable ]]; then
+  # Installed, yet its endpoint does not import (a broken wheel, a full disk).
+  {uv} "$@"; rc=$?; rm -rf "${{5%/bin/python}}"/lib/python*/site-packages/globus_compute_endpoint; exit $rc
+fi
 if [[ -n $point && "$1 $2" == "$point"* ]]; then
   # The builder (worker-env-build) runs uv from a subshell: both go, as in a job's end.
   read -r _ _ _ builder _ </proc/$PPID/stat
@@ -106,7 +110,7 @@ def site() -> Site:
 
 @pytest.fixture
 def home(site: Site, tmp_path: Path) -> Path:
-    for name in ("uv-calls", "kill-at", "slow", "vanish"):
+    for name in ("uv-calls", "kill-at", "slow", "vanish", "unimportable"):
         (site.base / name).unlink(missing_ok=True)
     home = Path(tempfile.mkdtemp(prefix="home-", dir=site.base))
     yield home
@@ -545,6 +549,19 @@ def test_a_build_whose_directory_vanished_is_not_stamped_or_published(site: Site
     assert line.startswith(prefix + f"{envs}/.builds/{NAME}-req-") and line.endswith(suffix), line
     # Nothing of it is left: no link to a build that is not there.
     assert list(envs.iterdir()) == []
+
+
+def test_a_build_whose_endpoint_does_not_import_is_never_published(site: Site, home: Path) -> None:
+    (site.base / "unimportable").touch()
+    result = run(site, home, init(site, SIX))
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    line = line_of(result)
+    prefix = (
+        f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and {SIX}: build does not run: "
+    )
+    assert line.startswith(prefix) and "globus_compute_endpoint" in line[len(prefix) :], line
+    # Nothing of it is left: no link, no build, no lock.
+    assert list(envs_of(home).iterdir()) == []
 
 
 def test_only_this_hosts_boot_and_pid_namespace_removes_its_dead_builds_at_once(site: Site, home: Path) -> None:
