@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 import testinfra
 
-UV_NEW = "0.13.9"
-UV_OLD = "0.13.8"
-GCE_VERSION = "4.19.0"
+# The test versions have one source, shared with the harness and the unit tests.
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
+import versions
+
+UV_NEW = versions.UV
+GCE_VERSION = versions.GCE
 # Pythons that the offline wheelhouse serves.
-WHEELHOUSE_PYTHONS = ("3.11", "3.13", "3.14")
+WHEELHOUSE_PYTHONS = versions.WHEELHOUSE_PYTHONS
 OFFLINE_POLICY = {
     "offline": True,
     "no-index": True,

@@ -11,3 +11,12 @@ export VENV
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# One test version from tests/versions.yml, their one source (its flat
+# `key: "value"` lines; the harness runs before any YAML parser is installed).
+test_version() { # key
+  local value
+  value=$(sed -n "s/^$1: *\"\(.*\)\"\$/\1/p" "$ROOT/tests/versions.yml")
+  [[ -n $value ]] || die "tests/versions.yml has no $1"
+  printf '%s\n' "$value"
+}
