@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from role_runner import ROOT
 from test_template_render import deploy_runtime
+from versions import GCE
 
 PYTHON = "3.11"
-GCE = "4.19.0"
 PROCESS_CALLS = "execve,clone,clone3,fork,vfork"
 # The site fixture (a role run and a uv venv) is made once, on one worker.
 pytestmark = pytest.mark.xdist_group("fast_path")

@@ -26,12 +26,12 @@ import pytest
 import role_runner
 from accounts import is_root
 from test_worker_env_isolation import GCE, NAME, UV, Site, build_site, wheelhouse_for_311
+from versions import EXTRA_WHEEL as SIX
 
 PROBE = "python -c 'import six, globus_compute_endpoint as g; print(six.__version__, g.__version__)'"
 # A start or a build takes seconds; one that hangs must not hang the suite.
 TIMEOUT = 120
 STORM = 8
-SIX = "six==1.17.0"
 
 UV_WRAPPER = """#!/bin/bash
 echo "$1 $2" >>{base}/uv-calls

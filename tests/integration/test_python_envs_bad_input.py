@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from artifacts import artifacts
 from role_runner import ROOT, assert_fails_with, run_role
+from versions import UV_TOO_OLD
 
 
 def run_python_envs(tmp_path: Path, **variables: object):
@@ -68,10 +69,6 @@ def test_a_missing_uv_is_named(tmp_path: Path) -> None:
 def test_a_bad_user_package_policy_is_named(tmp_path: Path, variables: dict, shown: str) -> None:
     assert_fails_with(run_python_envs(tmp_path, **variables), shown)
     assert not (tmp_path / "runtime").exists()
-
-
-# Older than `uv python find --managed-python` (uv 0.6.8), which the role calls.
-UV_TOO_OLD = "0.5.31"
 
 
 def uv_from_wheel(wheel_dir: Path, dest: Path) -> Path:

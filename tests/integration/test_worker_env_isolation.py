@@ -24,8 +24,8 @@ import pytest
 import role_runner
 from artifacts import artifacts
 from role_runner import ROOT
+from versions import GCE
 
-GCE = "4.19.0"
 NAME = f"py3.11-gce{GCE}"
 UV = ROOT / ".venv" / "bin" / "uv"
 PYTHON = "/usr/bin/python3.11"
