@@ -32,9 +32,7 @@ def site() -> Iterator[Path]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint is deployed by root")
-def test_an_endpoint_python_users_cannot_run_stops_the_site_before_the_environments(
-    tmp_path: Path, site: Path
-) -> None:
+def test_an_endpoint_python_users_cannot_run_stops_the_site_before_the_environments(tmp_path: Path, site: Path) -> None:
     wheelhouse = artifacts() / "wheelhouse"
     # What an earlier run left, which a refused run must leave as it is.
     (site / "runtime" / "envs").mkdir(parents=True)
@@ -75,7 +73,9 @@ def test_an_endpoint_python_users_cannot_run_stops_the_site_before_the_environme
         args=["--skip-tags", "uv"],
         env={"XDG_CONFIG_HOME": str(config)},
     )
-    assert_fails_with(result, f"endpoint_python: {python} cannot be run by nobody: Permission denied; nothing was built.")
+    assert_fails_with(
+        result, f"endpoint_python: {python} cannot be run by nobody: Permission denied; nothing was built."
+    )
     # Refused by the first play: no role ran, and every file is as it was.
     assert "PLAY [Roll out" not in result.stdout
     assert checksums(site) == before

@@ -58,7 +58,11 @@ def test_a_shell_that_is_not_bash_is_refused_in_one_line(runtime: Path) -> None:
 @pytest.mark.parametrize("version", ["3.2.57(1)-release", "4.0.44(1)-release", "4.1.17(1)-release"])
 def test_a_bash_older_than_4_2_is_refused_in_one_line(runtime: Path, version: str) -> None:
     result = source_with(["bash"], runtime, f"BASH_VERSION='{version}'\n")
-    assert (result.returncode, result.stdout, result.stderr) == (1, "", f"worker-env: refusing bash {version}: {NEEDS}\n")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"worker-env: refusing bash {version}: {NEEDS}\n",
+    )
 
 
 @pytest.mark.parametrize(
