@@ -15,8 +15,9 @@
 # Correctness rests on that alone. The lock only spares hosts that share ROOT
 # duplicate builds: it is root's alone (users cannot hold it), its wait is
 # bounded, and a lock that cannot be had (a filesystem without working locks)
-# means building without it. The previous build stays for workers still
-# running in it (see python_envs_prune).
+# means building without it. The previous build is retired, and stays for
+# workers still running in it (the rules below; see python_envs_prune). Root
+# proves what users run with setpriv: without it, nothing is built (status 3).
 #
 # The unprivileged account is ACCOUNT (default nobody) when root builds, and
 # the builder itself otherwise (a per-user deployment). A build it cannot run
@@ -234,7 +235,7 @@ if $prune; then
   for build in "$root"/.builds/*/.ready; do
     complete+=("${build%/.ready}")
   done
-  sweep "$days" "$root" "${complete[@]}"
+  sweep "$days" "$root" ${complete[@]+"${complete[@]}"}
   exit 0
 fi
 if $probe; then
