@@ -42,6 +42,9 @@ def endpoint_vars(site: Path) -> dict[str, object]:
         "endpoint_facts_dir": str(site / "facts"),
         "endpoint_service": False,
         "endpoint_identity_mapping": [{"source": "{username}", "match": "(.*)@example\\.org", "output": "{0}"}],
+        # Not the first python3 on the test's PATH (the toolchain's, under root's 0700 home), which the
+        # endpoint's checks refuse before the settings that depend on each other.
+        "endpoint_python": "/usr/bin/python3",
     }
 
 
