@@ -26,6 +26,8 @@ MEASURES = {
         "bench/worker_start.sh",
         "roles/python_envs/files/worker-env.sh",
         "roles/python_envs/files/worker-env-build",
+        # worker-env-build sources the rules of builds from it.
+        "roles/python_envs/files/build-env.sh",
         "roles/python_envs/templates",
     ],
     "site_rollout": ["bench/site_rollout.py", "bench/trivial.yml", "roles", "playbooks", "molecule/fleet"],

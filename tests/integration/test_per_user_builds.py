@@ -299,14 +299,26 @@ def test_without_epoch_variables_times_and_ages_still_apply(site: Site, home: Pa
     os.utime(lock, (month_ago, month_ago))
     second = run(site, home, f"{absent}{init(site, 'six')}\n{PROBE}")
     assert (second.returncode, second.stdout) == (0, f"1.17.0 {GCE}\n"), second.stderr
-    # Unused for longer than the age limit (30 days): removed, link, lock and builds.
+    # Unused for longer than the age limit (30 days): unpublished, link and lock;
+    # its build is retired from now, kept for the grace.
     assert sorted(p.name for p in envs_of(home).iterdir() if old in p.name) == []
-    assert not (envs_of(home) / ".builds" / old).exists()
+    (build,) = (envs_of(home) / ".builds" / old).iterdir()
+    assert abs(int((build / ".unpublished").read_text().split()[0]) - time.time()) < 120
 
 
-@pytest.mark.parametrize("locks", ["coherent", "failing"])
-def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: str) -> None:
-    path = "/usr/bin:/bin" if locks == "coherent" else f"{site.base / 'failing'}:/usr/bin:/bin"
+# The site's grace (python_envs_keep_superseded, the role's default).
+GRACE_DAYS = 7
+
+
+def retire_days_ago(build: Path, days: float) -> None:
+    when = int(time.time() - days * 86400)
+    (build / ".unpublished").write_text(f"{when} {time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime(when))}\n")
+
+
+@pytest.mark.parametrize("locks", ["coherent", "not-excluding", "failing"])
+def test_pruning_unpublishes_and_a_build_goes_only_after_the_grace(site: Site, home: Path, locks: str) -> None:
+    """No lock decides: a worker on another node is invisible to one, so the outcome is the same in every mode."""
+    path = "/usr/bin:/bin" if locks == "coherent" else f"{site.base / locks}:/usr/bin:/bin"
     started = home / "started"
     held = spawn(site, home, f"{init(site, SIX)}\ntouch {started}\nexec sleep 300", path)
     try:
@@ -314,27 +326,42 @@ def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: st
         while not started.exists() and held.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert started.exists(), held.poll()
-        name = next(p.name for p in envs_of(home).iterdir() if p.name.startswith(f"{NAME}-req-"))
-        build = (envs_of(home) / name).resolve()
+        envs = envs_of(home)
+        name = next(p.name for p in envs.iterdir() if p.name.startswith(f"{NAME}-req-"))
+        build = (envs / name).resolve()
         month_ago = time.time() - 31 * 86400
-        os.utime(envs_of(home) / f".{name}.lock", (month_ago, month_ago))
+        os.utime(envs / f".{name}.lock", (month_ago, month_ago))
         other = run(site, home, f"{init(site, 'six')}\n{PROBE}", path)
         assert other.returncode == 0, other.stderr
-        # Its build stays for the worker running in it, which still imports from it.
-        assert (build / ".ready").is_file()
+        # Past the age limit: unpublished (link and lock), its build retired and
+        # kept for the worker running in it, which still imports from it.
+        assert not (envs / name).exists() and not (envs / f".{name}.lock").exists()
+        assert (build / ".ready").is_file() and (build / ".unpublished").is_file()
+        assert held.poll() is None
         probe = subprocess.run([str(build / "bin" / "python"), "-c", "import six"], capture_output=True, timeout=60)
         assert probe.returncode == 0
-        # Where locks fail, nobody can tell: it is only unpublished (no longer counted).
-        assert (envs_of(home) / name).exists() == (locks == "coherent")
+        # A start of that name builds afresh: a retired build is never published again.
+        fresh = run(site, home, f"{init(site, SIX)}\n{PROBE}", path)
+        assert (fresh.returncode, fresh.stdout) == (0, f"1.17.0 {GCE}\n"), fresh.stderr
+        assert line_of(fresh).split()[1:3] == [name, "built"] and (envs / name).resolve() != build
     finally:
         os.killpg(held.pid, 9)
         held.communicate()
-    if locks == "failing":
-        # Its builds go once untouched for the age limit.
-        os.utime(envs_of(home) / ".builds" / name, (month_ago, month_ago))
-        third = run(site, home, init(site, "idna"), path)
-        assert third.returncode == 0, third.stderr
-        assert not (envs_of(home) / ".builds" / name).exists()
+    # Still within the grace at the next build: kept.
+    kept = run(site, home, init(site, "idna"), path)
+    assert kept.returncode == 0, kept.stderr
+    assert (build / ".ready").is_file()
+    # Past the grace: removed; a published build with a stale record planted in it stays.
+    retire_days_ago(build, GRACE_DAYS + 1)
+    current = (envs / name).resolve()
+    retire_days_ago(current, 10 * GRACE_DAYS)
+    # Its start the most recent (the limit of 2 unpublishes the least recently started).
+    os.utime(envs / f".{name}.lock")
+    swept = run(site, home, init(site, "certifi"), path)
+    assert swept.returncode == 0, swept.stderr
+    assert not build.exists()
+    assert (envs / name).resolve() == current and (current / ".ready").is_file()
+    assert not (current / ".unpublished").exists()
 
 
 def test_a_site_python_this_account_cannot_run_is_named(site: Site, tmp_path: Path) -> None:

@@ -258,10 +258,15 @@ def test_a_changed_spec_is_reported_by_check_mode_then_built_and_switched(bookwo
     assert read_json(bookworm, f"{link.linked_to}/.ready")["packages"] == ["six==1.17.0"]
 
 
-def test_pruning_removed_the_superseded_build_only(bookworm) -> None:
+def test_pruning_kept_the_superseded_build_for_the_grace_then_removed_it_only(bookworm) -> None:
     seen = read_json(bookworm, "/var/tmp/spec-change.json")
+    old, new = seen["before"].removeprefix(".builds/"), seen["after"].removeprefix(".builds/")
+    # The first prune, within the grace: the superseded build is retired (recorded) and kept.
+    assert seen["kept"] == sorted([old, f"{old}/.unpublished", new])
+    # Past the grace: it goes, and the published one stays.
+    assert seen["swept"] == [new]
     builds = bookworm.check_output(f"find {ENVS_ROOT}/.builds -mindepth 1 -maxdepth 1 -type d -printf '%f\\n'")
-    assert builds.split() == [seen["after"].removeprefix(".builds/")]
+    assert builds.split() == [new]
     # The build log keeps the history: both builds, each once.
     logged = [line.split()[-1] for line in bookworm.file(f"{ENVS_ROOT}/.builds/builds.log").content_string.splitlines()]
     assert logged[-1] == seen["after"] and seen["before"] in logged and len(set(logged)) == len(logged)

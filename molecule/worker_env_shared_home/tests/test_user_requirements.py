@@ -189,41 +189,55 @@ def test_an_options_list_is_refused_by_the_runtime_too() -> None:
     assert not host.file(CANARY).exists
 
 
-def test_the_least_recently_used_unused_environment_makes_room(empty_home) -> None:
+def retired_builds(host) -> list[str]:
+    """The user's builds that were unpublished and are kept for the grace (python_envs_keep_superseded)."""
+    found = host.check_output(f"find {ENVS}/.builds -mindepth 3 -maxdepth 3 -name .unpublished -printf '%h\\n'")
+    return sorted(found.split())
+
+
+def test_the_least_recently_started_environment_makes_room_and_its_worker_runs_on(empty_home) -> None:
     host = empty_home
     in_use = worker_init_for(host, "six")
+    # A worker on another node, which no lock on this one can see where locks do not exclude.
     hold(node(NODES[1]), in_use)
     touch_old(host, ".py3.13-*.lock", "2 days ago")
     for requirements in ("six==1.17.0", "idna", "certifi"):
         assert start(host, worker_init_for(host, requirements)).rc == 0
-    # The oldest one is kept, a worker runs in it; the next oldest made room.
-    result = start(host, in_use, "python -c 'import six'")
-    assert result.rc == 0 and " user " in result.stderr
+    # The least recently started was unpublished; its build is retired and kept for the worker in it.
     envs = [e for e in user_envs(host) if not e.startswith(".")]
     assert len(envs) == MAX_ENVS
+    (build,) = retired_builds(host)
+    assert run_as(node(NODES[1]), USER, f"{build}/bin/python -c 'import six'").rc == 0
+    # Its next start builds afresh; the next least recently started makes room.
+    result = start(host, in_use, "python -c 'import six'")
+    assert result.rc == 0 and result.stderr.split()[2] == "built", result.stderr
     assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "user"
     assert start(host, worker_init_for(host, "six==1.17.0")).stderr.split()[2] == "built"
 
 
-def test_no_room_when_every_environment_is_in_use(empty_home) -> None:
+def test_a_start_beyond_the_limit_never_fails_while_every_environment_is_in_use(empty_home) -> None:
     host = empty_home
     for requirements in ("six", "idna", "certifi"):
         hold(host, worker_init_for(host, requirements))
     result = start(host, worker_init_for(host, "six==1.17.0"))
-    assert result.rc == 1
-    assert result.stderr.strip().endswith(f"3 environments in use in {ENVS}: at most {MAX_ENVS} per user")
+    assert result.rc == 0 and result.stderr.split()[2] == "built", result.stderr
+    envs = [e for e in user_envs(host) if not e.startswith(".")]
+    assert len(envs) == MAX_ENVS
+    (build,) = retired_builds(host)
+    assert run_as(host, USER, f"{build}/bin/python -c 'import globus_compute_endpoint'").rc == 0
 
 
-def test_environments_unused_for_too_long_are_removed_but_never_one_in_use(empty_home) -> None:
+def test_environments_not_started_for_too_long_are_unpublished_and_their_builds_kept(empty_home) -> None:
     host = empty_home
     busy = worker_init_for(host, "six")
     hold(host, busy)
     assert start(host, worker_init_for(host, "idna")).rc == 0
     touch_old(host, ".py3.13-*.lock", "31 days ago")
     assert start(host, worker_init_for(host, "certifi")).rc == 0
-    # idna's was unused for 31 days and went; six's is as old but in use.
+    # Neither was started for 31 days: both unpublished, both builds kept (six's has a worker in it).
+    assert len(retired_builds(host)) == 2
     assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "built"
-    assert start(host, busy).stderr.split()[2] == "user"
+    assert start(host, busy).stderr.split()[2] == "built"
 
 
 def test_in_the_make_run_layout_site_environments_are_neither_counted_nor_pruned(empty_home) -> None:
@@ -238,7 +252,8 @@ def test_in_the_make_run_layout_site_environments_are_neither_counted_nor_pruned
     site_env = f"{ENVS}/py3.13-gce{GCE_VERSION}"
     host.check_output(
         f"rm -rf {runtime} && mkdir {runtime}"
-        f" && cp /opt/hpc_globus_compute/worker-env.sh /opt/hpc_globus_compute/worker-env-build {runtime}/"
+        f" && cp /opt/hpc_globus_compute/worker-env.sh /opt/hpc_globus_compute/worker-env-build"
+        f" /opt/hpc_globus_compute/build-env.sh {runtime}/"
         f" && sed 's|^WORKER_ENV_SITE_ROOT=.*|WORKER_ENV_SITE_ROOT={ENVS}|' /opt/hpc_globus_compute/worker-env.conf"
         f" >{runtime}/worker-env.conf && grep -qx 'WORKER_ENV_SITE_ROOT={ENVS}' {runtime}/worker-env.conf"
         f" && ln -s {SITE_ENV} {site_env}"

@@ -15,8 +15,9 @@
 # Correctness rests on that alone. The lock only spares hosts that share ROOT
 # duplicate builds: it is root's alone (users cannot hold it), its wait is
 # bounded, and a lock that cannot be had (a filesystem without working locks)
-# means building without it. The previous build stays for workers still
-# running in it (see python_envs_prune).
+# means building without it. The previous build is retired, and stays for
+# workers still running in it (the rules below; see python_envs_prune). Root
+# proves what users run with setpriv: without it, nothing is built (status 3).
 #
 # The unprivileged account is ACCOUNT (default nobody) when root builds, and
 # the builder itself otherwise (a per-user deployment). A build it cannot run
@@ -26,7 +27,116 @@
 # Nothing is run, by uv or by this script, before PYTHON is trusted: every
 # part of it belongs to root or the running account (--trusted, below);
 # otherwise the one line on stderr names the part, and the status is 4.
+#
+#   build-env.sh --prune [--check] ROOT DAYS [NAME...]
+#
+# Prunes ROOT: unpublishes every environment but the NAMEs, and removes the
+# builds retired for longer than DAYS (python_envs_keep_superseded), by the
+# rules below. Prints one line per change ("would ..." with --check).
 set -euo pipefail
+
+# The rules of builds under a root. Their one home, for the site's builds
+# (this program, run by Ansible from the controller) and for users' builds
+# (worker-env-build, deployed beside a copy of this file in the runtime
+# directory, which sources it with --rules and reads no further):
+# - a build is named after its builder, TAG = HOST-PID, HOST being the
+#   hostname, this boot and this pid namespace: hosts may share a hostname
+#   (containers, cloned images) and a pid namespace reuses pids;
+# - an interrupted build (no ready stamp) is dead at once when its HOST is
+#   this one and its PID a process gone; with another HOST, only once nothing
+#   has touched it for a day;
+# - a name is published by switching its link by one rename;
+# - a complete build that no name links to any more is retired: its
+#   .unpublished file records when (the switch or prune that unpublished it,
+#   or the first sweep that finds it so). It is never published again, and it
+#   is removed only once retired for longer than the grace, DAYS, which must
+#   outlive every job that may still run in it. No lock is involved: workers
+#   hold none (that would cost each start a process, and users could hold one
+#   forever), and the rule is the same whether locks exclude, do not exclude
+#   across nodes (Lustre localflock, NFS nolock) or fail.
+running() { # pid: a live process (a zombie, which a container's init may never reap, is gone)
+  local stat
+  kill -0 "$1" 2>/dev/null || return 1
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
+build_host() { # this builder's HOST, into host
+  local boot='' pidns
+  read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null || :
+  pidns=$(readlink /proc/self/ns/pid 2>/dev/null) || pidns=
+  pidns=${pidns//[^0-9]/}
+  host=$(uname -n).${boot:0:8}.${pidns:-0}
+}
+
+dead() { # dir tag: an interrupted build (or a link in flight) that nobody will finish
+  if [[ ${2%-*} == "$host" ]] && ! running "${2##*-}"; then
+    return 0
+  fi
+  [[ -n $(find "$1" -maxdepth 0 -mmin +1440 2>/dev/null) ]]
+}
+
+retire() { # build: record that no name links to it any more, from now
+  printf '%(%s)T %(%Y-%m-%dT%H:%M:%S%z)T\n' -1 -1 2>/dev/null >|"$1/.unpublished" || :
+}
+
+retired() { # build: when it was retired (epoch seconds) into when; 1 if it is not
+  when=
+  [[ -f $1/.unpublished ]] || return 1
+  read -r when _ <"$1/.unpublished" 2>/dev/null || :
+  # Unreadable or mangled: retired, from now.
+  if [[ ! $when =~ ^[0-9]+$ ]]; then
+    retire "$1"
+    printf -v when '%(%s)T' -1
+  fi
+}
+
+switch() { # link target temp: point link at target (relative to the link's directory) by one rename
+  local old='' dir=${1%/*}
+  [[ ! -L $1 ]] || old=$(readlink "$1" 2>/dev/null) || old=
+  rm -f "$dir/$2/.unpublished" 2>/dev/null || :
+  ln -sfn "$2" "$3" 2>/dev/null && mv -Tf "$3" "$1" 2>/dev/null || return 1
+  if [[ -n $old && $old != "$2" && -f $dir/$old/.ready ]]; then
+    retire "$dir/$old"
+  fi
+}
+
+linked() { # root build: a name in root links to build
+  local link
+  for link in "$1"/*; do
+    [[ -L $link && $link -ef $2 ]] && return 0
+  done
+  return 1
+}
+
+sweep() { # days root build...: complete builds: retire the unlinked, remove those retired longer than days; says what it did
+  local days=$1 root=$2 build now when
+  shift 2
+  printf -v now '%(%s)T' -1
+  for build; do
+    if linked "$root" "$build"; then
+      # Published again by a builder that raced a sweep: not retired.
+      [[ ! -e $build/.unpublished ]] || rm -f "$build/.unpublished" 2>/dev/null || :
+    elif ! retired "$build"; then
+      $sweep_check || retire "$build"
+      said retired retire "${build#"$root/"}"
+    elif ((now - when > days * 86400)); then
+      $sweep_check || rm -rf "$build" 2>/dev/null || :
+      said removed remove "${build#"$root/"}"
+    fi
+  done
+}
+sweep_check=false
+
+said() { # done do what: one line of what was done (or would be, in check mode)
+  if $sweep_check; then echo "would $2 $3"; else echo "$1 $3"; fi
+}
+
+if [[ ${1:-} == --rules ]]; then
+  # shellcheck disable=SC2317 # reached when sourced
+  return 0
+fi
 
 # --trusted prints each PATH again when nobody but root or the running
 # account can swap or change it, or fails naming the first part another can.
@@ -72,7 +182,7 @@ trusted() { # path...
   done
 }
 
-check=false probe=false account=nobody want=
+check=false probe=false prune=false account=nobody want=
 while [[ ${1:-} == --* ]]; do
   case $1 in
     --trusted)
@@ -82,6 +192,7 @@ while [[ ${1:-} == --* ]]; do
       ;;
     --check) check=true ;;
     --probe) probe=true ;;
+    --prune) prune=true ;;
     --as)
       account=$2
       shift
@@ -94,6 +205,39 @@ while [[ ${1:-} == --* ]]; do
   esac
   shift
 done
+if $prune; then
+  root=$1 days=$2
+  shift 2
+  if [[ ! $days =~ ^[0-9]+$ ]]; then
+    echo "build-env: grace '$days': expected a number of days" >&2
+    exit 2
+  fi
+  sweep_check=$check
+  shopt -s nullglob
+  # Unpublish the site's environments that are not kept: links to a build
+  # directly under .builds (a user's, in a root a per-user deployment shares,
+  # link one level deeper and are that user's own builds' to prune).
+  for link in "$root"/py*-gce*; do
+    target=$(readlink "$link" 2>/dev/null) || continue
+    [[ $target == .builds/* && $target != .builds/*/* ]] || continue
+    for keep; do
+      [[ ${link##*/} == "$keep" ]] && continue 2
+    done
+    if ! $check; then
+      [[ ! -f $root/$target/.ready ]] || retire "$root/$target"
+      rm -f "$link"
+    fi
+    said unpublished unpublish "${link##*/}"
+  done
+  # Only complete builds: one without its ready stamp may be another host's,
+  # still being made (each build removes the dead ones of its spec).
+  complete=()
+  for build in "$root"/.builds/*/.ready; do
+    complete+=("${build%/.ready}")
+  done
+  sweep "$days" "$root" ${complete[@]+"${complete[@]}"}
+  exit 0
+fi
 if $probe; then
   python=$1
   [[ $python != */* || $python == /* ]] || python=$PWD/$python
@@ -128,6 +272,16 @@ if [[ $python != */* ]]; then
 fi
 trusted "$python" >/dev/null || exit 4
 
+# Root proves what users can run as ACCOUNT, with setpriv: without it,
+# nothing can be proved, so nothing is built.
+no_setpriv() { # python: say so, status 3
+  echo "$1 cannot be run by $account: setpriv (util-linux) is missing" >&2
+  return 3
+}
+if ((EUID == 0)) && ! command -v setpriv >/dev/null; then
+  no_setpriv "$python" || exit
+fi
+
 # Why PYTHON cannot be run by the account, if it cannot (status 3). It runs
 # it as workers do, in an empty environment from /: with --build, it also
 # imports globus_compute_endpoint and reads every file of the build, so a
@@ -141,10 +295,7 @@ runnable() { # python [--build]
       echo "$python cannot be run by $account: no such account" >&2
       return 3
     fi
-    if ! command -v setpriv >/dev/null; then
-      echo "$python cannot be run by $account: setpriv (util-linux) is missing" >&2
-      return 3
-    fi
+    command -v setpriv >/dev/null || no_setpriv "$python" || return
     runner=(setpriv --reuid="$uid" --regid="$gid" --init-groups -- "${runner[@]}")
   fi
   if out=$("${runner[@]}" "$python" - "${2:-}" 2>&1 <<'PY'
@@ -193,6 +344,8 @@ ready_build() {
   target=$(readlink "$root/$name" 2>/dev/null) || target=
   for build in "$target" "$root/$prefix" "$root/$prefix".*; do
     build=${build#"$root/"}
+    # A retired build is never published again (it may be removed at any time).
+    [[ $build == "$target" || ! -e $root/$build/.unpublished ]] || continue
     if [[ ($build == "$prefix" || $build == "$prefix".*) && -f $root/$build/.ready ]]; then
       printf '%s\n' "$build"
       return 0
@@ -206,31 +359,19 @@ current() {
   build=$(ready_build) && [[ $(readlink "$root/$name" 2>/dev/null) == "$build" ]]
 }
 
-publish() {
-  ln -sfn "$1" "$root/.$name.link.$$"
-  mv -Tf "$root/.$name.link.$$" "$root/$name"
+publish() { # build: ROOT/NAME links to it; the build it replaces is retired
+  switch "$root/$name" "$1" "$root/.$name.link.$$" || {
+    echo "build-env: cannot link $root/$name to $1" >&2
+    exit 1
+  }
 }
 
-running() { # pid: a live process (a zombie, which a container's init may never reap, is gone)
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
-  stat=${stat##*) }
-  [[ ${stat%% *} != Z ]]
-}
-
-# Builds of this spec that were interrupted: on this host, by a process that
-# is gone; on any host, untouched for a day.
+# Builds of this spec that were interrupted and are dead (the rules above).
 remove_interrupted() {
-  local build tag
+  local build
   for build in "$root/$prefix".*; do
     [[ -d $build && ! -f $build/.ready ]] || continue
-    tag=${build#"$root/$prefix."}
-    if [[ ${tag%-*} == "$host" ]] && ! running "${tag##*-}"; then
-      rm -rf "$build"
-    elif [[ -n $(find "$build" -maxdepth 0 -mmin +1440) ]]; then
-      rm -rf "$build"
-    fi
+    ! dead "$build" "${build#"$root/$prefix."}" || rm -rf "$build"
   done
 }
 
@@ -244,7 +385,7 @@ if $check; then
 fi
 
 umask 022
-host=$(uname -n)
+build_host
 mkdir -p "$root/.builds"
 # A lock file others can read is one they can hold: this one is the owner's
 # alone (an older, readable one is retired).

@@ -31,10 +31,14 @@
 # cleared, and the worker's line names them.
 
 # What follows needs bash 4.2 ({fd} redirections, ${x,,}, printf %(...)T).
-if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 402)); then
-  printf 'worker-env: refusing bash %s: worker-env.sh needs bash 4.2 or later\n' "${BASH_VERSION-}" >&2
-  return 1
-fi
+# Written for any sh, which reads a file only as far as it runs it: an old
+# bash, dash or busybox sh gives this one line, not a syntax error.
+case ${BASH_VERSION-} in
+  '' | [0-3].* | 4.[01].*)
+    printf 'worker-env: refusing %s: worker-env.sh needs bash 4.2 or later\n' "${BASH_VERSION:+bash }${BASH_VERSION:-a shell that is not bash}" >&2
+    return 1
+    ;;
+esac
 
 # The user's aliases would rewrite this file's commands as they are read.
 if \shopt -q expand_aliases; then
