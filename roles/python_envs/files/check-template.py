@@ -3,8 +3,8 @@
     <default environment's python> check-template.py STAGED RUNTIME_DIR ACCOUNT PYTHON ENDPOINT
 
 STAGED holds the new runtime (worker-env.sh, worker-env-build, worker-env.conf,
-user_config_schema.json, user_config_template.yaml.j2), each file to be copied
-as it is into RUNTIME_DIR. When every one is already there, byte for byte, it
+user_config_schema.json, user_config_template.yaml.j2) and nothing else, each
+file to be copied as it is into RUNTIME_DIR. When every one is already there, byte for byte, it
 prints "unchanged" and checks nothing. Otherwise the new template is
 
 1. rendered by this environment's `globus-compute-endpoint render-user-config`,
@@ -30,7 +30,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-FILES = ("worker-env.sh", "worker-env-build", "worker-env.conf", "user_config_schema.json", "user_config_template.yaml.j2")
 TEMPLATE_PARTS = "python_envs_endpoint_settings, python_envs_engine or python_envs_provider"
 START_TIMEOUT = 300
 
@@ -40,7 +39,10 @@ class Refused(Exception):
 
 
 def unchanged(staged: Path, runtime: Path) -> bool:
-    return all((runtime / name).is_file() and (runtime / name).read_bytes() == (staged / name).read_bytes() for name in FILES)
+    return all(
+        (runtime / new.name).is_file() and (runtime / new.name).read_bytes() == new.read_bytes()
+        for new in staged.iterdir()
+    )
 
 
 def last_line(text: str) -> str:
