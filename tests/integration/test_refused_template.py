@@ -137,7 +137,7 @@ def deployed() -> Iterator[Path]:
         ),
         (
             {"python_envs_worker_init_prefix": 'set -u; source "$SITE_MODULES/init.sh"'},
-            "python_envs_worker_init_prefix: it exits 1 for nobody: bash: line 1: SITE_MODULES: unbound variable; "
+            "python_envs_worker_init_prefix: it exits 127 for nobody: bash: line 1: SITE_MODULES: unbound variable; "
             "nothing was replaced.",
         ),
     ],
@@ -149,10 +149,10 @@ def test_a_refused_deploy_names_the_variable_and_changes_no_file(deployed: Path,
     result = deploy(deployed, **bad)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
+    assert snapshot(paths) == before
     refusals = [text for text in output.splitlines() if text.startswith("[ERROR]:") and "nothing was replaced" in text]
     assert len(refusals) == 1, output
     assert line in refusals[0], refusals[0]
     assert len(refusals[0]) < 400, refusals[0]
-    assert snapshot(paths) == before
     # python_envs refused before any copy, and before the endpoint role started.
     assert "TASK [hpc.globus_compute.endpoint" not in output

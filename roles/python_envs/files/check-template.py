@@ -47,7 +47,7 @@ def unchanged(staged: Path, runtime: Path) -> bool:
 
 def last_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else "no message")[:300]
+    return (lines[-1] if lines else "no message")[:240]
 
 
 def render(staged: Path, python: str, endpoint: str) -> str:
@@ -113,8 +113,8 @@ def load(rendered: str) -> str:
     for variable, part in alone.items():
         reason = loads(part)
         if reason is not None:
-            raise Refused(f"{variable}: the endpoint's loader refuses it: {reason[:300]}")
-    raise Refused(f"{TEMPLATE_PARTS}: the endpoint's loader refuses them together: {error[:300]}")
+            raise Refused(f"{variable}: the endpoint's loader refuses it: {reason[:240]}")
+    raise Refused(f"{TEMPLATE_PARTS}: the endpoint's loader refuses them together: {error[:240]}")
 
 
 def as_account(account: str, script: str) -> subprocess.CompletedProcess[str]:
