@@ -27,6 +27,7 @@ MEASURES = {
         "roles/python_envs/files/worker-env.sh",
         "roles/python_envs/files/worker-env-build",
         "roles/python_envs/templates",
+        "roles/python_envs/files/user_config_template.yaml.j2",
     ],
     "site_rollout": ["bench/site_rollout.py", "bench/trivial.yml", "roles", "playbooks", "molecule/fleet"],
 }
