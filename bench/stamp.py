@@ -29,6 +29,7 @@ MEASURES = {
         # worker-env-build sources the rules of builds from it.
         "roles/python_envs/files/build-env.sh",
         "roles/python_envs/templates",
+        "roles/python_envs/files/user_config_template.yaml.j2",
     ],
     "site_rollout": ["bench/site_rollout.py", "bench/trivial.yml", "roles", "playbooks", "molecule/fleet"],
 }

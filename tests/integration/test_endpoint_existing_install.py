@@ -57,14 +57,14 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
     result = run_endpoint(tmp_path, site)
     assert result.returncode == 0, result.stdout + result.stderr
     directory = tmp_path / "gc" / "hpc"
-    assert sorted(snapshot(directory)) == [
-        "config.yaml",
-        "user_config_schema.json",
-        "user_config_template.yaml.j2",
-        "user_environment.yaml",
-    ]
+    assert sorted(snapshot(directory)) == ["config.yaml", "user_environment.yaml"]
     assert directory.stat().st_mode & 0o777 == 0o700
-    assert yaml.safe_load((directory / "config.yaml").read_text()) == {"display_name": "existing install"}
+    # The template and schema stay where python_envs installed them: config.yaml names them.
+    assert yaml.safe_load((directory / "config.yaml").read_text()) == {
+        "display_name": "existing install",
+        "user_config_template_path": str(site / "runtime" / "user_config_template.yaml.j2"),
+        "user_config_schema_path": str(site / "runtime" / "user_config_schema.json"),
+    }
     fact = json.loads((tmp_path / "facts" / "hpc_globus_compute_endpoint_hpc.fact").read_text())
     assert (fact["executable"], fact["multi_user"]) == (str(GCE), False)
 

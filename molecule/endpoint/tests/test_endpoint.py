@@ -63,8 +63,6 @@ def test_multi_user_directory_has_the_configure_layout(multi) -> None:
         "config.yaml": 0o600,
         "identity_mapping.json": 0o600,
         "user_environment.yaml": 0o600,
-        "user_config_template.yaml.j2": 0o644,
-        "user_config_schema.json": 0o644,
     }
     assert sorted(multi.check_output(f"ls -A {MULTI_DIR}").split()) == sorted(modes)
     for name, mode in modes.items():
@@ -80,6 +78,8 @@ def test_multi_user_config_holds_the_variables(multi) -> None:
         "email": "hpc-admins@example.org",
         "public": True,
         "identity_mapping_config_path": f"{MULTI_DIR}/identity_mapping.json",
+        "user_config_template_path": f"{RUNTIME_DIR}/user_config_template.yaml.j2",
+        "user_config_schema_path": f"{RUNTIME_DIR}/user_config_schema.json",
     }
     mapping = read_json(multi, f"{MULTI_DIR}/identity_mapping.json")
     assert mapping[0]["DATA_TYPE"] == "expression_identity_mapping#1.0.0"
@@ -88,11 +88,13 @@ def test_multi_user_config_holds_the_variables(multi) -> None:
     assert environment["PATH"].split(":")[0] == "/usr/local/bin"
 
 
-def test_template_and_schema_are_the_site_runtime_ones(multi, single) -> None:
+def test_template_and_schema_are_the_site_runtime_ones_in_one_copy(multi, single) -> None:
     for host, directory in ((multi, MULTI_DIR), (single, SINGLE_DIR)):
-        for name in ("user_config_template.yaml.j2", "user_config_schema.json"):
-            deployed = host.file(f"{directory}/{name}").content_string
-            assert deployed == host.file(f"{RUNTIME_DIR}/{name}").content_string
+        config = read_yaml(host, f"{directory}/config.yaml")
+        assert config["user_config_template_path"] == f"{RUNTIME_DIR}/user_config_template.yaml.j2"
+        assert config["user_config_schema_path"] == f"{RUNTIME_DIR}/user_config_schema.json"
+        # No copy in the endpoint directory to disagree with the runtime's.
+        assert not host.file(f"{directory}/user_config_template.yaml.j2").exists
 
 
 def test_single_user_directory_belongs_to_the_user_and_maps_nobody(single) -> None:
@@ -100,7 +102,7 @@ def test_single_user_directory_belongs_to_the_user_and_maps_nobody(single) -> No
     assert (directory.user, directory.mode) == ("alice", 0o700)
     assert single.file("/home/alice/.globus_compute").user == "alice"
     names = sorted(single.check_output(f"ls -A {SINGLE_DIR}").split())
-    assert names == ["config.yaml", "user_config_schema.json", "user_config_template.yaml.j2", "user_environment.yaml"]
+    assert names == ["config.yaml", "user_environment.yaml"]
     for name in names:
         assert single.file(f"{SINGLE_DIR}/{name}").user == "alice"
     config = read_yaml(single, f"{SINGLE_DIR}/config.yaml")
@@ -157,14 +159,6 @@ def test_check_mode_reports_but_changes_nothing(runs) -> None:
     assert "changed=0" not in check["recap"][0]
 
 
-# python_envs writes the runtime's template before the endpoint role refuses
-# the configuration it makes, so a refused template replaces the site's copy.
-REFUSED_TEMPLATE_REPLACES_RUNTIME = pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: python_envs replaces the runtime template before the endpoint refuses it",
-)
-
-
 def test_the_listing_covers_every_path_the_roles_record(runs, single_runs) -> None:
     for observed in (runs["restore"], single_runs["restore"]):
         listing = int(observed["listed"])
@@ -177,8 +171,8 @@ def test_the_listing_covers_every_path_the_roles_record(runs, single_runs) -> No
     [
         ("multi", "unknown_config_field", "no_such_field"),
         ("multi", "bad_identity_mapping", "unterminated subpattern"),
-        pytest.param("multi", "broken_template_variable", "NoSuchEngine", marks=REFUSED_TEMPLATE_REPLACES_RUNTIME),
-        pytest.param("single", "broken_template_variable", "NoSuchEngine", marks=REFUSED_TEMPLATE_REPLACES_RUNTIME),
+        ("multi", "broken_template_variable", "python_envs_engine: the endpoint's loader refuses it: 'NoSuchEngine'"),
+        ("single", "broken_template_variable", "python_envs_engine: the endpoint's loader refuses it: 'NoSuchEngine'"),
     ],
 )
 def test_bad_input_fails_clearly_and_keeps_the_deployment(request, host: str, case: str, message: str) -> None:
