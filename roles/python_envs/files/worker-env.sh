@@ -92,12 +92,13 @@ __worker_env_env=
 if (($# == 2)) && [[ $1 == 3.[0123456789] || $1 == 3.[0123456789][0123456789] ]] &&
   [[ ${2//[0123456789]/} == .. && $2 == [0123456789]*.[0123456789]*.[0123456789]* &&
     $2 != *[0123456789][0123456789][0123456789][0123456789][0123456789]* ]]; then
+  # Quiet: a missing file is the second part's to report, once.
   while IFS= read -r __worker_env_line; do
     if [[ $__worker_env_line == WORKER_ENV_SITE_ROOT=* ]]; then
       eval "__worker_env_env=${__worker_env_line#*=}/py$1-gce$2"
       break
     fi
-  done <"${BASH_SOURCE[0]%/*}/worker-env.conf"
+  done 2>/dev/null <"${BASH_SOURCE[0]%/*}/worker-env.conf"
 fi
 if [[ -n $__worker_env_env && -f $__worker_env_env/.ready && -x $__worker_env_env/bin/python ]]; then
   if __worker_env_activate "$__worker_env_env"; then
