@@ -627,3 +627,51 @@ def test_the_template_and_the_runtime_take_the_same_sdk_versions() -> None:
         if isinstance(version, str):
             accepted = re.fullmatch(pattern.group(1), version, re.ASCII) is not None
             assert accepted == (name in {v[0] for v in VALID}), name
+
+
+# Versions at the edges of the rule: the site fast path takes the shapes the
+# template sends by globs, and every other one goes to the rule's regex.
+PYTHONS = ["3.0", "3.9", "3.13", "3.99", "3.100", "3.", "3.x", "3.1a", "4.13", "03.13", "3.1.1", " 3.13", "3.13 "]
+PYTHONS += ["3.13\n", "3.\u0663", "3.1\u0663", "3.*", "3.[1]", "3.?"]
+ENDPOINTS = ["4.19.0", "0.0.0", "1234.1234.1234", "12345.1.1", "1.12345.1", "1.1.12345", "4.19", "4.19.0.1"]
+ENDPOINTS += ["4..19.0", ".4.19.0", "4.19.0.", "4.19.0rc1", "4.19.0a1.post2.dev3", "4.19.0.dev1", "4.19.0.post1"]
+ENDPOINTS += ["4.19.0rc12345", "4.19.0rc", "4.19.0.post", "4.19.0post1", "4.19.0.dev1.post1", "4.19.0c1"]
+ENDPOINTS += [" 4.19.0", "4.19.0 ", "4.19.0\n", "4.\u0663.0", "4.19.0-1", "4.19.x", "4.1a9.0", "4.*.0", "4.19.[0]"]
+
+
+@pytest.mark.parametrize(("kind", "versions"), [("python", PYTHONS), ("endpoint", ENDPOINTS)])
+def test_the_runtime_takes_exactly_the_versions_of_its_rule(
+    runtime_default: Path, tmp_path: Path, kind: str, versions: list[str]
+) -> None:
+    """Each version has a ready site environment of its name: one the rule refuses is refused, never activated."""
+    text = (ROOT / "roles/python_envs/files/worker-env.sh").read_text()
+    rule = re.search(rf"\[\[ ! \${'py' if kind == 'python' else 'gce'} =~ (\S+) \]\]", text)
+    assert rule
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / "worker-env.sh").write_text(text)
+    conf = (runtime_default / "worker-env.conf").read_text()
+    (runtime / "worker-env.conf").write_text(conf.replace(str(runtime_default.parent / "envs"), str(tmp_path / "envs")))
+    for version in versions:
+        py, gce = (version, "4.19.0") if kind == "python" else ("3.13", version)
+        env = tmp_path / "envs" / f"py{py}-gce{gce}"
+        (env / "bin").mkdir(parents=True)
+        (env / ".ready").write_text("{}\n")
+        (env / "bin" / "activate").write_text("ACTIVATED=yes\n")
+        (env / "bin" / "python").write_text("#!/bin/sh\n")
+        (env / "bin" / "python").chmod(0o755)
+        script = 'set -euo pipefail; source "$0" "$1" "$2" || exit; echo "$ACTIVATED"'
+        result = subprocess.run(
+            ["bash", "-c", script, runtime / "worker-env.sh", py, gce],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if re.fullmatch(rule[1], version, re.ASCII):
+            assert (result.returncode, result.stdout) == (0, "yes\n"), (version, result.stderr)
+            assert result.stderr.startswith(f"worker-env: {env.name} site {env} "), (version, result.stderr)
+        else:
+            what = "Python" if kind == "python" else "globus-compute-endpoint"
+            expected = "expected 3.X" if kind == "python" else "expected a release such as 4.19.0"
+            assert (result.returncode, result.stdout) == (2, ""), (version, result.stderr)
+            assert result.stderr == f"worker-env: refusing {what} version '{version[:40]}': {expected}\n", version

@@ -67,7 +67,7 @@ build_host() { # this builder's HOST, into host
   read -r boot </proc/sys/kernel/random/boot_id 2>/dev/null || :
   pidns=$(readlink /proc/self/ns/pid 2>/dev/null) || pidns=
   pidns=${pidns//[^0-9]/}
-  host=$(uname -n).${boot:0:8}.${pidns:-0}
+  host=${HOSTNAME:-$(uname -n)}.${boot:0:8}.${pidns:-0}
 }
 
 dead() { # dir tag: an interrupted build (or a link in flight) that nobody will finish

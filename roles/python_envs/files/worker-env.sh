@@ -1,9 +1,122 @@
 # shellcheck shell=bash
 # Activates the worker environment for one Python X.Y and one
-# globus-compute-endpoint version, plus the user's own packages if any.
-# Sourced by worker_init:
+# globus-compute-endpoint version, plus the user's own packages if any:
 #
 #   \builtin source <dir>/worker-env.sh [--fallback=default|endpoint] 3.12 4.19.0 ['numpy>=2' ...] || exit 1
+#
+# How, and why so, is told below the fast path's `return`: bash lexes every
+# character it reads here, comments too, at every worker start.
+
+# What follows needs bash 4.2 ({fd} redirections, ${x,,}, printf %(...)T).
+# Written for any sh, which reads a file only as far as it runs it: an old
+# bash, dash or busybox sh gives this one line, not a syntax error.
+case ${BASH_VERSION-} in
+  '' | [0-3].* | 4.[01].*)
+    printf 'worker-env: refusing %s: worker-env.sh needs bash 4.2 or later\n' "${BASH_VERSION:+bash }${BASH_VERSION:-a shell that is not bash}" >&2
+    return 1
+    ;;
+esac
+
+__worker_env_start=${EPOCHREALTIME:-}
+# The user's aliases would rewrite this file's commands as they are read.
+if \shopt -q expand_aliases; then
+  __worker_env_restore='shopt -s expand_aliases;'
+else
+  __worker_env_restore=
+fi
+\shopt -u expand_aliases
+# The options this file relies on: the user's into __worker_env_restore.
+case :$SHELLOPTS:$BASHOPTS: in
+  *:errexit:* | *:nounset:* | *:noclobber:* | *:noglob:* | *:pipefail:* | *:keyword:* | \
+    *:failglob:* | *:nullglob:* | *:nocaseglob:* | *:nocasematch:* | *:dotglob:* | *:globstar:*)
+    for __worker_env_o in errexit nounset noclobber noglob pipefail keyword; do
+      if [[ -o $__worker_env_o ]]; then
+        __worker_env_restore+="set -o $__worker_env_o;"
+        set +o "$__worker_env_o"
+      fi
+    done
+    for __worker_env_o in failglob nullglob nocaseglob nocasematch dotglob globstar; do
+      if shopt -q "$__worker_env_o"; then
+        __worker_env_restore+="shopt -s $__worker_env_o;"
+        shopt -u "$__worker_env_o"
+      fi
+    done
+    ;;
+esac
+# The template says when a version is the site's choice, not the client's.
+case ${1-} in
+  --fallback=default) __worker_env_fallback='; fallback: the client sent no Python version, site default' && shift ;;
+  --fallback=endpoint) __worker_env_fallback='; fallback: the client sent no SDK version, site endpoint for its Python' && shift ;;
+  *) __worker_env_fallback= ;;
+esac
+__worker_env_how=site __worker_env_note=
+
+__worker_env_activate() { # env: source its bin/activate, nothing redirecting its Python's imports, and say so
+  local IFS=$' \t\n' now took='? ms' var=${PYTHONPATH+ PYTHONPATH}${PYTHONHOME+ PYTHONHOME}${PYTHONPLATLIBDIR+ PYTHONPLATLIBDIR}
+  var+=${PYTHONUSERBASE+ PYTHONUSERBASE}${PYTHONSTARTUP+ PYTHONSTARTUP}${PYTHONEXECUTABLE+ PYTHONEXECUTABLE}
+  if [[ -n $var ]]; then
+    # A disabled unset (enable -n) would leave one set: refuse rather than run with it.
+    # shellcheck disable=SC2086 # names alone, split on the default IFS
+    builtin unset $var 2>/dev/null
+    for now in $var; do
+      [[ -z ${!now+set} ]] || {
+        printf "worker-env: refusing to start with %s set: this shell cannot unset it (unset is not bash's builtin)\n" "$now" >&2
+        return 1
+      }
+    done
+  fi
+  # shellcheck source=/dev/null
+  builtin source "$1/bin/activate" || return 1
+  now=${EPOCHREALTIME/[.,]/}
+  __worker_env_start=${__worker_env_start/[.,]/}
+  # builtin: the user may have disabled it (enable -n), and /usr/bin/printf has no -v.
+  [[ -z $now || -z $__worker_env_start ]] ||
+    builtin printf -v took '%d.%03d ms' $(((now - __worker_env_start) / 1000)) $(((now - __worker_env_start) % 1000)) \
+      2>/dev/null || took='? ms'
+  printf 'worker-env: %s\n' "${1##*/} $__worker_env_how $1 $took${var:+; cleared$var}$__worker_env_note$__worker_env_fallback" >&2
+}
+
+__worker_env_done() { # the user's options back, and none of this file's names left
+  eval "$__worker_env_restore"
+  # Quiet where the user disabled unset: the names stay, the one line stays one.
+  builtin unset -f __worker_env __worker_env_activate __worker_env_done __worker_env_hold __worker_env_key \
+    __worker_env_list __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
+    __worker_env_user 2>/dev/null
+  # The lock's descriptor stays open for the worker; only its name goes.
+  builtin unset __worker_env_base __worker_env_env __worker_env_fallback __worker_env_fd __worker_env_how \
+    __worker_env_line __worker_env_norm __worker_env_note __worker_env_o __worker_env_restore __worker_env_start \
+    __worker_env_why 2>/dev/null
+}
+
+# The fast path: two versions of the shapes the template sends (a subset of
+# the second part's rule, which refuses or takes all others), and a site
+# environment stamped ready whose interpreter runs for this account. The
+# site root is worker-env.conf's WORKER_ENV_SITE_ROOT line, as written there.
+__worker_env_env=
+if (($# == 2)) && [[ $1 == 3.[0123456789] || $1 == 3.[0123456789][0123456789] ]] &&
+  [[ ${2//[0123456789]/} == .. && $2 == [0123456789]*.[0123456789]*.[0123456789]* &&
+    $2 != *[0123456789][0123456789][0123456789][0123456789][0123456789]* ]]; then
+  # Quiet: a missing file is the second part's to report, once.
+  while IFS= read -r __worker_env_line; do
+    if [[ $__worker_env_line == WORKER_ENV_SITE_ROOT=* ]]; then
+      eval "__worker_env_env=${__worker_env_line#*=}/py$1-gce$2"
+      break
+    fi
+  done 2>/dev/null <"${BASH_SOURCE[0]%/*}/worker-env.conf"
+fi
+if [[ -n $__worker_env_env && -f $__worker_env_env/.ready && -x $__worker_env_env/bin/python ]]; then
+  if __worker_env_activate "$__worker_env_env"; then
+    set -- 0
+  else
+    set -- "$?"
+  fi
+  __worker_env_done
+  return "$1"
+fi
+
+# Every other start: refusals, a site environment that is not ready or cannot
+# be run, and a user's environment. Bash reads no further than the return
+# above on the site fast path, so none of this costs it anything.
 #
 # Without packages, fast path: the site environment <site_root>/py3.12-gce4.19.0
 # is ready, so its bin/activate is sourced and nothing else runs (no uv, no
@@ -29,54 +142,15 @@
 # options as it found them. Variables that would make the worker's Python
 # import code from elsewhere (PYTHONPATH from a `module load`, ...) are
 # cleared, and the worker's line names them.
-
-# What follows needs bash 4.2 ({fd} redirections, ${x,,}, printf %(...)T).
-# Written for any sh, which reads a file only as far as it runs it: an old
-# bash, dash or busybox sh gives this one line, not a syntax error.
-case ${BASH_VERSION-} in
-  '' | [0-3].* | 4.[01].*)
-    printf 'worker-env: refusing %s: worker-env.sh needs bash 4.2 or later\n' "${BASH_VERSION:+bash }${BASH_VERSION:-a shell that is not bash}" >&2
-    return 1
-    ;;
-esac
-
-# The user's aliases would rewrite this file's commands as they are read.
-if \shopt -q expand_aliases; then
-  __worker_env_restore='shopt -s expand_aliases;'
-else
-  __worker_env_restore=
-fi
-\shopt -u expand_aliases
+#
+# Bash parses and runs a sourced file as it reads it: the site fast path, up
+# to its `return`, is plain code and defines only the two functions every
+# start calls (a function is parsed, copied, and copied again at each call).
+# It reads one line of worker-env.conf, and matches the versions with globs
+# (a regex is compiled at each start) in the shapes the template sends, a
+# subset of the rule here, which refuses or takes all others.
 
 __worker_env_say() { printf 'worker-env: %s\n' "$*" >&2; }
-
-__worker_env_options() { # set the options this file relies on, the user's into __worker_env_restore
-  local o
-  for o in errexit nounset noclobber noglob pipefail keyword; do
-    if [[ -o $o ]]; then
-      __worker_env_restore+="set -o $o;"
-      set +o "$o"
-    fi
-  done
-  for o in failglob nullglob nocaseglob nocasematch dotglob globstar; do
-    if shopt -q "$o"; then
-      __worker_env_restore+="shopt -s $o;"
-      shopt -u "$o"
-    fi
-  done
-}
-
-__worker_env_ms() { # start-microseconds: elapsed time into __worker_env_took, no subshell
-  local now=${EPOCHREALTIME:-}
-  if [[ -n $now && -n $1 ]]; then
-    now=${now/[.,]/}
-    # builtin: the user may have disabled it (enable -n), and /usr/bin/printf has no -v.
-    builtin printf -v __worker_env_took '%d.%03d ms' $(((now - $1) / 1000)) $(((now - $1) % 1000)) 2>/dev/null ||
-      __worker_env_took='? ms'
-  else
-    __worker_env_took='? ms'
-  fi
-}
 
 __worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
   local target
@@ -84,99 +158,6 @@ __worker_env_unrunnable() { # env: say that a site environment stamped ready has
   __worker_env_say "site environment $1 is stamped ready but $1/bin/python" \
     "${target:+(that is $target) }cannot be run by this account; its interpreter must be where every user can read it"
 }
-
-# Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
-# shellcheck disable=SC2034
-__worker_env() {
-  local fallback='' start=${EPOCHREALTIME:-} py gce name env var cleared=''
-  # The template says when a version is the site's choice, not the client's.
-  case ${1:-} in
-    --fallback=default) fallback='; fallback: the client sent no Python version, site default' ;;
-    --fallback=endpoint) fallback='; fallback: the client sent no SDK version, site endpoint for its Python' ;;
-  esac
-  [[ -n $fallback ]] && shift
-  py=${1:-} gce=${2:-}
-  start=${start/[.,]/}
-  local IFS=$' \t\n'
-  # What redirects a Python's imports or its standard library.
-  local -a pyvars=(PYTHONPATH PYTHONHOME PYTHONPLATLIBDIR PYTHONUSERBASE PYTHONSTARTUP PYTHONEXECUTABLE)
-  # Defaults for what worker-env.conf sets.
-  local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
-  local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
-  local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
-  local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
-  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
-  # shellcheck source=/dev/null
-  builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
-
-  # Both values end up in paths and command lines: nothing but these shapes.
-  if [[ ! $py =~ ^3\.[0-9]{1,2}$ ]]; then
-    __worker_env_say "refusing Python version '${py:0:40}': expected 3.X"
-    return 2
-  fi
-  if [[ ! $gce =~ ^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}((a|b|rc)[0-9]{1,4})?(\.post[0-9]{1,4})?(\.dev[0-9]{1,4})?$ ]]; then
-    __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
-    return 2
-  fi
-  shift 2
-  name="py$py-gce$gce"
-  env="$WORKER_ENV_SITE_ROOT/$name"
-  __worker_env_how=site
-
-  # Ready: stamped, and its interpreter runs for this account (-x follows
-  # the links to it: one stat, and a clear line instead of a worker that
-  # cannot start).
-  if [[ -f $env/.ready && ! -x $env/bin/python ]]; then
-    __worker_env_unrunnable "$env"
-    return 1
-  fi
-  if (($#)) || [[ ! -f $env/.ready ]]; then
-    # The per-user part of this file, below, is read only when needed.
-    declare -F __worker_env_user >/dev/null || return 3
-    __worker_env_user "$@" || return
-  fi
-  for var in "${pyvars[@]}"; do
-    if [[ -n ${!var+set} ]]; then
-      # A disabled unset (enable -n) would leave it set: refuse rather than run with it.
-      if ! builtin unset "$var" 2>/dev/null || [[ -n ${!var+set} ]]; then
-        __worker_env_say "refusing to start with $var set: this shell cannot unset it (unset is not bash's builtin)"
-        return 1
-      fi
-      cleared+=" $var"
-    fi
-  done
-  # shellcheck source=/dev/null
-  builtin source "$env/bin/activate" || return 1
-  __worker_env_ms "$start"
-  __worker_env_say "${env##*/} $__worker_env_how $env $__worker_env_took${cleared:+; cleared$cleared}$__worker_env_note$fallback"
-}
-
-__worker_env_done() { # the user's options back, and none of this file's names left
-  eval "$__worker_env_restore"
-  # Quiet where the user disabled unset: the names stay, the one line stays one.
-  builtin unset -f __worker_env __worker_env_done __worker_env_hold __worker_env_key __worker_env_list __worker_env_ms \
-    __worker_env_options __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
-    __worker_env_user 2>/dev/null
-  # The lock's descriptor stays open for the worker; only its name goes.
-  builtin unset __worker_env_base __worker_env_fd __worker_env_how __worker_env_norm __worker_env_note __worker_env_restore \
-    __worker_env_status __worker_env_took __worker_env_why 2>/dev/null
-}
-
-__worker_env_options
-__worker_env_note=
-if __worker_env "$@"; then
-  __worker_env_status=0
-else
-  __worker_env_status=$?
-fi
-if ((__worker_env_status != 3)); then
-  set -- "$__worker_env_status"
-  __worker_env_done
-  return "$1"
-fi
-
-# A user's environment. Bash reads no further than the return above on the
-# site fast path, so none of this costs it anything.
 
 __worker_env_requirements() { # REQ...: check the user's requirements, normalised and sorted into __worker_env_norm
   # PEP 508 names, extras and version specifiers; the schema's grammar.
@@ -282,6 +263,47 @@ __worker_env_hold() { # env: hold the shared lock of a user's environment for th
     fi
   done
   __worker_env_note="; no lock on $lock after $try tries: it may be pruned while in use"
+}
+
+# Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
+# shellcheck disable=SC2034
+__worker_env() {
+  local py=${1:-} gce=${2:-} name env
+  local IFS=$' \t\n'
+  # Defaults for what worker-env.conf sets.
+  local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
+  local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
+  local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
+  local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
+  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
+  # shellcheck source=/dev/null
+  builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
+
+  # Both values end up in paths and command lines: nothing but these shapes.
+  if [[ ! $py =~ ^3\.[0-9]{1,2}$ ]]; then
+    __worker_env_say "refusing Python version '${py:0:40}': expected 3.X"
+    return 2
+  fi
+  if [[ ! $gce =~ ^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}((a|b|rc)[0-9]{1,4})?(\.post[0-9]{1,4})?(\.dev[0-9]{1,4})?$ ]]; then
+    __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
+    return 2
+  fi
+  shift 2
+  name="py$py-gce$gce"
+  env="$WORKER_ENV_SITE_ROOT/$name"
+  __worker_env_how=site
+
+  # Ready: stamped, and its interpreter runs for this account (-x follows
+  # the links to it: one stat, and a clear line instead of a worker that
+  # cannot start).
+  if [[ -f $env/.ready && ! -x $env/bin/python ]]; then
+    __worker_env_unrunnable "$env"
+    return 1
+  fi
+  if (($#)) || [[ ! -f $env/.ready ]]; then
+    __worker_env_user "$@" || return
+  fi
+  __worker_env_activate "$env"
 }
 
 __worker_env_user() { # REQ...: point env at the user's environment, building it first if need be
