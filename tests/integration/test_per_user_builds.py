@@ -204,7 +204,7 @@ def test_a_storm_without_working_locks_starts_every_worker(site: Site, home: Pat
     calls = site.base / locks / "calls"
     calls.unlink(missing_ok=True)
     results, took = storm(site, home, f"{site.base / locks}:/usr/bin:/bin")
-    # Each start went through the shim (at least its hold on the environment's lock).
+    # Each start went through the shim (the build program's lock on the build marker).
     assert len(calls.read_text().splitlines()) >= STORM, calls.read_text()
     assert [(r.returncode, r.stdout) for r in results] == [(0, f"1.17.0 {GCE}\n")] * STORM, [r.stderr for r in results]
     lines = [line_of(r) for r in results]
@@ -214,11 +214,10 @@ def test_a_storm_without_working_locks_starts_every_worker(site: Site, home: Pat
     # A start says `built` only for a build it published (and that is kept);
     # one that found another's published first dropped its own and says `waited`.
     assert len(builds) == [line.split()[2] for line in lines].count("built"), (builds, lines)
-    lock = envs_of(home) / f".{name}.lock"
+    # A start records its time, and says nothing of locks: nothing rests on them.
+    assert (envs_of(home) / f".{name}.lock").is_file()
+    assert not [line for line in lines if "lock" in line], lines
     if locks == "failing":
-        assert all(
-            line.endswith(f"; no lock on {lock} (flock status 65): it may be pruned while in use") for line in lines
-        ), lines
         # No wait on a lock that fails: the builds run side by side.
         assert took < TIMEOUT / 2
 

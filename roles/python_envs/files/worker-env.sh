@@ -79,11 +79,11 @@ __worker_env_activate() { # env: source its bin/activate, nothing redirecting it
 __worker_env_done() { # the user's options back, and none of this file's names left
   eval "$__worker_env_restore"
   # Quiet where the user disabled unset: the names stay, the one line stays one.
-  builtin unset -f __worker_env __worker_env_activate __worker_env_done __worker_env_hold __worker_env_key \
+  builtin unset -f __worker_env __worker_env_activate __worker_env_done __worker_env_started __worker_env_key \
     __worker_env_list __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
     __worker_env_user 2>/dev/null
   # The lock's descriptor stays open for the worker; only its name goes.
-  builtin unset __worker_env_base __worker_env_env __worker_env_fallback __worker_env_fd __worker_env_how \
+  builtin unset __worker_env_base __worker_env_env __worker_env_fallback __worker_env_how \
     __worker_env_line __worker_env_norm __worker_env_note __worker_env_o __worker_env_restore __worker_env_start \
     __worker_env_why 2>/dev/null
 }
@@ -127,10 +127,10 @@ fi
 # the site environment's package set plus those packages, built once per user
 # and set of requirements: $HOME/.globus_compute/envs/py3.12-gce4.19.0-req-<hash>.
 #
-# A user's environment that is ready costs one process, the `flock` of the
-# shared lock a worker holds on it for its life (so that the user's limits
-# never remove one in use); the requirements are checked, normalised and
-# hashed here, in bash. Only a missing environment runs the build program,
+# A user's environment that is ready costs no process either: the
+# requirements are checked, normalised and hashed here, in bash, and the
+# start is recorded in the time of a file beside it (the user's limits
+# unpublish the least recently started; builds stay for the site's grace). Only a missing environment runs the build program,
 # worker-env-build beside this file, which says how environments are built,
 # published and removed when locks hold, do not exclude, or fail. On failure
 # one line on stderr says what was asked and why, and the status is non-zero,
@@ -234,35 +234,20 @@ __worker_env_list() { # root: the ready environments under it, comma-separated
   printf '%s' "${names[*]:-none}"
 }
 
-__worker_env_hold() { # env: hold the shared lock of a user's environment for the worker's life, bounded
-  # The open file is inherited by the worker and released by the kernel when
-  # it ends; flock is honoured across the nodes of an NFSv4 or Lustre home.
-  # Only a prune takes it exclusively, briefly: a bounded wait, three tries
-  # (a prune may remove the file as we open it), then going on without it.
-  # Where locks fail (ENOSYS, ENOLCK) the start goes on too, and says so.
-  local lock=${1%/*}/.${1##*/}.lock try rc
+__worker_env_started() { # env: record this start as the environment's last, for the user's limits
+  # The record is the time of the file .NAME.lock beside it: the user's limits
+  # unpublish the least recently started first. Nothing else rests on it: an
+  # unpublished build stays for the site's grace, for the workers in it, so a
+  # start holds no lock and runs no process.
+  local lock=${1%/*}/.${1##*/}.lock
   # A link may point anywhere (/etc/passwd), which the truncation below would empty.
   if [[ -L $lock || (-e $lock && ! -f $lock) ]]; then
-    __worker_env_note="; no lock on $lock: not a regular file"
-    return 0
+    __worker_env_note="; $lock is not a regular file: this start is not recorded"
+  elif [[ -e $lock ]]; then
+    : >|"$lock" 2>/dev/null || :
+  else
+    (umask 077 && : >|"$lock") 2>/dev/null || :
   fi
-  for try in 1 2 3; do
-    # Readable by the user alone: a lock others can open is one they can hold.
-    [[ -e $lock ]] || (umask 077 && : >>"$lock") 2>/dev/null
-    { exec {__worker_env_fd}<>"$lock"; } 2>/dev/null || break
-    flock -s -E 75 -w 10 "$__worker_env_fd" 2>/dev/null && rc=0 || rc=$?
-    if ((rc == 0)) && [[ /dev/fd/$__worker_env_fd -ef $lock ]]; then
-      # Its time is the environment's last start (see worker-env-build's prune).
-      : >|"$lock" 2>/dev/null || :
-      return 0
-    fi
-    exec {__worker_env_fd}>&-
-    if ((rc != 0 && rc != 75)); then
-      __worker_env_note="; no lock on $lock (flock status $rc): it may be pruned while in use"
-      return 0
-    fi
-  done
-  __worker_env_note="; no lock on $lock after $try tries: it may be pruned while in use"
 }
 
 # Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
@@ -351,7 +336,7 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     env+="-req-$__worker_env_base"
   fi
   [[ -d ${env%/*} ]] || mkdir -p "${env%/*}" 2>/dev/null
-  __worker_env_hold "$env"
+  __worker_env_started "$env"
   __worker_env_how=user
   # Ready: stamped, and its interpreter still there (-x follows the link).
   [[ -f $env/.ready && -x $env/bin/python ]] && return 0
