@@ -1,4 +1,4 @@
-"""probe reports each file's state in one call, reads no FIFO, follows no link below a home, runs only trusted --version."""
+"""probe reports file states in one call, reads no FIFO, follows no link below a home, runs only trusted --version."""
 
 from __future__ import annotations
 
