@@ -28,7 +28,14 @@ MEASURES = {
         "roles/python_envs/files/worker-env-build",
         "roles/python_envs/templates",
     ],
-    "site_rollout": ["bench/site_rollout.py", "bench/trivial.yml", "roles", "playbooks", "molecule/fleet"],
+    "site_rollout": [
+        *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
+        *("roles", "playbooks", "plugins", "molecule/fleet"),
+    ],
+    "site_rollout_local": [
+        *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
+        *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),
+    ],
 }
 STAMP = re.compile(r"^<!-- measured at commit ([0-9a-f]{40}|unknown) -->$", re.M)
 NOTICE = re.compile(r"^> \*\*Stale:\*\*.*\n\n", re.M)
