@@ -34,6 +34,9 @@ SCENARIO = "fleet"
 SITE = ROOT / "playbooks" / "site.yml"
 TRIVIAL = ROOT / "bench" / "trivial.yml"
 HOSTS = {1: "fa-login", 5: "all"}
+# With --mitogen DIR (the ansible_mitogen package of the account's own
+# Ansible), the runs use Mitogen's strategy.
+MITOGEN = ["ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS"]
 
 
 def molecule(*args: str) -> None:
@@ -56,7 +59,7 @@ def run(argv: list[str], env: dict[str, str], user: str | None = None) -> tuple[
     # Plain output to read the recap from: a forced colour wins over ANSIBLE_NOCOLOR.
     env = {**os.environ, **env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     if user:
-        keep = ["ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR"]
+        keep = ["ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR", *MITOGEN]
         argv = ["runuser", "-u", user, "--", "env", *(f"{k}={env[k]}" for k in keep if k in env), *argv]
     start = time.monotonic()
     result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
@@ -91,7 +94,8 @@ def noop_modules(argv: list[str], env: dict[str, str], hosts: str, user: str | N
     if any(host.get("changed", -1) != 0 for host in recap(output, hosts)):
         sys.exit(f"the counted run is not a no-op: {recap(output, hosts)}")
     found = executions.count(output)
-    first = sorted(found.modules)[0]
+    # Mitogen runs modules in its own processes: -vvv shows no EXEC to count.
+    first = sorted(found.modules)[0] if found.modules else ""
     return {"modules": dict(found.modules), "overhead": dict(found.overhead), "roles": executions.by_role(found, first)}
 
 
@@ -115,19 +119,22 @@ def measure_local(samples: int, user: str | None, playbook_bin: str) -> dict[str
 def report_local(cell: dict, samples: int, user: str | None) -> str:
     ratio = statistics.median(cell["noop"]) / statistics.median(cell["floor"])
     counted = cell["executions"]
+    strategy = f", strategy {os.environ['ANSIBLE_STRATEGY']}" if "ANSIBLE_STRATEGY" in os.environ else ""
     roles = ", ".join(f"{role} {n}" for role, n in counted["roles"].items())
     return "\n".join(
         [
             f"`make run`'s case: site.yml with inventories/local on this machine"
-            f"{f' as {user}' if user else ''}; the first run, then {samples} no-op runs each after a floor run"
+            f"{f' as {user}' if user else ''}"
+            f"{strategy}; the first run, then {samples} no-op runs each after a floor run"
             " (median, range); every no-op run reported changed=0:",
             "",
             "| trivial playbook s | site.yml first run s | site.yml no-op s | no-op / floor"
             " | no-op module executions | other commands | floor's module executions |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             f"| {spread(cell['floor'])} | {spread(cell['cold'])} | {spread(cell['noop'])} | {ratio:.1f}x"
-            f" | {counted['modules']['localhost']} ({roles}) | {counted['overhead'].get('localhost', 0)}"
-            f" | {cell['floor_executions'].get('localhost', 0)} |",
+            f" | {counted['modules'].get('localhost', '-')} ({roles or 'not counted under Mitogen'})"
+            f" | {counted['overhead'].get('localhost', '-')}"
+            f" | {cell['floor_executions'].get('localhost', '-')} |",
             "",
             f"- no-op run / trivial playbook: **{ratio:.1f}x** (goal: within 3x)",
         ]
@@ -217,8 +224,13 @@ def main() -> None:
     parser.add_argument("--local", action="store_true", help="make run's case on this machine, not the fleet")
     parser.add_argument("--user", help="with --local: run the playbooks as this account")
     parser.add_argument("--ansible-playbook", default="ansible-playbook", help="with --local: the account's own")
+    parser.add_argument("--mitogen", type=Path, help="with --local: the ansible_mitogen package, to run mitogen_linear")
     args = parser.parse_args()
     name = "site_rollout_local" if args.local else "site_rollout"
+    if args.mitogen:
+        os.environ["ANSIBLE_STRATEGY"] = "mitogen_linear"
+        os.environ["ANSIBLE_STRATEGY_PLUGINS"] = str(args.mitogen / "plugins" / "strategy")
+        name += "_mitogen"
     # Taken before measuring: the figures belong to the code as committed now.
     stamp_lines = stamp(name) if args.write else ""
     if args.local:

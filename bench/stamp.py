@@ -36,6 +36,10 @@ MEASURES = {
         *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
         *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),
     ],
+    "site_rollout_local_mitogen": [
+        *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
+        *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),
+    ],
 }
 STAMP = re.compile(r"^<!-- measured at commit ([0-9a-f]{40}|unknown) -->$", re.M)
 NOTICE = re.compile(r"^> \*\*Stale:\*\*.*\n\n", re.M)
