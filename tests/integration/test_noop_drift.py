@@ -1,11 +1,12 @@
 """A no-op site.yml costs a few module calls, and every kind of drift is still repaired by the next run.
 
-site.yml is run for real as root on this machine: uv into the account's home
-(user scope, from the offline artifact store), the environments and a
+site.yml is run for real as root on this machine: uv into a test account's
+home (user scope, from the offline artifact store), the environments and a
 multi-user endpoint under one private directory every user can traverse, all
-built offline. After a first run, a second one changes nothing and runs few
-modules; then each kind of drift is made by hand, a check run reports it
-(and changes nothing), the next run repairs it, and a last run is a no-op.
+built offline (root builds with the toolchain's uv and an offline policy).
+After a first run, a second one changes nothing and runs few modules; then
+every kind of drift is made by hand at once, a check run reports it (and
+changes nothing), the next run repairs each one, and a last run is a no-op.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from artifacts import artifacts
-from role_runner import ROOT, private_home, run_playbook
+from accounts import accounts
+from artifacts import artifacts, offline_policy
+from role_runner import ROOT, run_playbook
 
 sys.path.insert(0, str(ROOT / "bench"))
 from executions import by_role, count
@@ -35,28 +37,30 @@ OTHER_UV = "0.13.8"
 # A no-op run's module executions on this host: 77 before the probes.
 NOOP_MODULES_MAX = 24
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"),
-    # One site, built once, changed step by step.
-    pytest.mark.xdist_group("noop_drift"),
-]
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"
+)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(the directory pytest runs in, the site every user can traverse)."""
-    tmp = tmp_path_factory.mktemp("noop")
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Path, Path, str, Path]]:
+    """(pytest's directory, the site every user can traverse, the uv account, its home)."""
     site = Path(tempfile.mkdtemp(prefix="hpc-gc-noop.", dir="/tmp"))
     site.chmod(0o755)
-    yield tmp, site
-    shutil.rmtree(site)
+    try:
+        with accounts("noop") as made:
+            [(login, home)] = made.items()
+            yield tmp_path, site, login, home
+    finally:
+        shutil.rmtree(site)
 
 
-def variables(site: Path) -> dict[str, object]:
+def variables(site: Path, login: str) -> dict[str, object]:
     store = artifacts()
+    uv = str(ROOT / ".venv" / "bin" / "uv")
     return {
         "uv_scope": "user",
-        "uv_users": ["root"],
+        "uv_users": [login],
         "uv_source": "controller",
         "uv_controller_archive": str(next((store / "uv" / UV_VERSION).glob("*.whl"))),
         "uv_controller_cache_dir": str(site / "uv-cache"),
@@ -69,6 +73,7 @@ def variables(site: Path) -> dict[str, object]:
         },
         "python_envs_runtime_dir": str(site / "runtime"),
         "python_envs_facts_dir": str(site / "facts"),
+        "python_envs_uv": uv,
         "python_envs_interpreter_paths": {"3.11": str(PYTHON)},
         "endpoint_owner": "root",
         "endpoint_mode": "multi_user",
@@ -76,6 +81,7 @@ def variables(site: Path) -> dict[str, object]:
         "endpoint_install_root": str(site / "install"),
         "endpoint_bin_dir": str(site / "bin"),
         "endpoint_facts_dir": str(site / "facts"),
+        "endpoint_uv": uv,
         "endpoint_python": str(PYTHON),
         "endpoint_service": False,
         "endpoint_identity_mapping": [{"source": "{username}", "match": "(.*)@example\\.org", "output": "{0}"}],
@@ -84,8 +90,8 @@ def variables(site: Path) -> dict[str, object]:
     }
 
 
-def site_run(tmp: Path, site: Path, *args: str) -> tuple[dict[str, int], str]:
-    result = run_playbook(tmp, "hpc.globus_compute.site", variables(site), args=["-vvv", *args])
+def site_run(tmp: Path, site: Path, login: str, *args: str) -> tuple[dict[str, int], str]:
+    result = run_playbook(tmp, "hpc.globus_compute.site", variables(site, login), ["-vvv", *args], offline_policy(site))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     recap = re.search(r"^localhost +: (.*)$", result.stdout, re.M)
@@ -104,77 +110,67 @@ def changed_tasks(output: str) -> list[str]:
     return changed
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def state(path: Path) -> str | None:
+    """A file's sha256, a link's target, or None when nothing is there."""
+    if path.is_symlink():
+        return "-> " + os.readlink(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
-def other_uv(tmp: Path) -> bytes:
+def other_uv() -> bytes:
     with tarfile.open(artifacts() / "release" / OTHER_UV / "uv-x86_64-unknown-linux-gnu.tar.gz") as tar:
         member = tar.extractfile("uv-x86_64-unknown-linux-gnu/uv")
         assert member
         return member.read()
 
 
-def test_a_noop_run_runs_a_few_modules_and_changes_nothing(site: tuple[Path, Path]) -> None:
-    tmp, base = site
-    first, _ = site_run(tmp, base)
+def drifts(site: Path, home: Path) -> dict[str, tuple[Path, Callable[[Path], object]]]:
+    """Each kind of drift: the path it changes, and how."""
+    return {
+        "runtime file": (site / "runtime" / "worker-env.sh", lambda p: p.write_text(p.read_text() + "# edited\n")),
+        "endpoint file": (site / "gc" / "hpc" / "user_environment.yaml", lambda p: p.write_text("X: 1\n")),
+        "identity mapping": (site / "gc" / "hpc" / "identity_mapping.json", lambda p: p.write_text("[]\n")),
+        "site environment": (site / "runtime" / "envs" / "py3.11-gce4.19.0", lambda p: p.unlink()),
+        "ready stamp": (site / "install" / "globus-compute-endpoint" / ".ready", lambda p: p.unlink()),
+        "uv binary": (home / ".local" / "bin" / "uv", lambda p: p.write_bytes(other_uv())),
+        "uv policy": (home / ".config" / "uv" / "uv.toml", lambda p: p.write_text("offline = false\n")),
+    }
+
+
+def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: tuple[Path, Path, str, Path]) -> None:
+    tmp, base, login, home = site
+    first, _ = site_run(tmp, base, login)
     assert first["changed"] > 0
-    recap, output = site_run(tmp, base)
+    recap, output = site_run(tmp, base, login)
     assert recap["changed"] == 0, changed_tasks(output)
     found = count(output)
     assert found.modules["localhost"] <= NOOP_MODULES_MAX, by_role(found, "localhost")
     # The installs, the check and the writes were skipped: uv and the endpoint looked once each.
     roles = by_role(found, "localhost")
     assert roles["uv"] <= 2 and roles["endpoint"] <= 4, roles
-    checked, _ = site_run(tmp, base, "--check", "--diff")
-    assert checked["changed"] == 0
 
+    kinds = drifts(base, home)
+    wanted = {kind: state(path) for kind, (path, _) in kinds.items()}
+    for path, change in kinds.values():
+        change(path)
+    drifted = {kind: state(path) for kind, (path, _) in kinds.items()}
+    assert all(drifted[kind] != wanted[kind] for kind in kinds), drifted
 
-def drifts(tmp: Path, base: Path) -> dict[str, tuple[Path, object]]:
-    """Each kind of drift: the path it changes, and how."""
-    home = private_home(tmp)
-    env = base / "runtime" / "envs" / "py3.11-gce4.19.0"
-    return {
-        "runtime file": (base / "runtime" / "worker-env.sh", lambda p: p.write_text(p.read_text() + "# edited\n")),
-        "endpoint file": (base / "gc" / "hpc" / "user_environment.yaml", lambda p: p.write_text("X: 1\n")),
-        "identity mapping": (base / "gc" / "hpc" / "identity_mapping.json", lambda p: p.write_text("[]\n")),
-        "ready stamp": (env / ".ready", lambda p: p.unlink()),
-        "environment": (env, lambda p: p.unlink()),
-        "uv binary": (home / ".local" / "bin" / "uv", lambda p: p.write_bytes(other_uv(tmp))),
-        "uv policy": (home / ".config" / "uv" / "uv.toml", lambda p: p.write_text("offline = false\n")),
-    }
-
-
-@pytest.mark.parametrize(
-    "kind",
-    ["runtime file", "endpoint file", "identity mapping", "ready stamp", "environment", "uv binary", "uv policy"],
-)
-def test_each_drift_is_found_by_check_mode_and_repaired_by_the_next_run(site: tuple[Path, Path], kind: str) -> None:
-    tmp, base = site
-    path, change = drifts(tmp, base)[kind]
-    if not path.exists() and not path.is_symlink():
-        site_run(tmp, base)
-    wanted = os.readlink(path) if path.is_symlink() else sha(path)
-    change(path)  # type: ignore[operator]
-    drifted = (os.readlink(path) if path.is_symlink() else sha(path)) if path.exists() or path.is_symlink() else None
-    assert drifted != wanted
-
-    checked, output = site_run(tmp, base, "--check", "--diff")
+    checked, output = site_run(tmp, base, login, "--check", "--diff")
     assert checked["changed"] > 0, output[-3000:]
-    now = (os.readlink(path) if path.is_symlink() else sha(path)) if path.exists() or path.is_symlink() else None
-    assert now == drifted, "check mode changed the node"
+    assert {kind: state(path) for kind, (path, _) in kinds.items()} == drifted, "check mode changed the node"
 
-    repaired, output = site_run(tmp, base)
+    repaired, output = site_run(tmp, base, login)
     assert repaired["changed"] > 0, output[-3000:]
-    if kind in ("ready stamp", "environment"):
-        # Rebuilt: a new build of the same spec, stamped ready.
-        stamp = json.loads((path if kind == "environment" else path.parent).joinpath(".ready").read_text())
-        assert stamp["name"] == "py3.11-gce4.19.0"
-    else:
-        assert sha(path) == wanted
-    if kind == "uv binary":
-        ran = subprocess.run([str(path), "--version"], capture_output=True, text=True, check=True)
-        assert ran.stdout.startswith(f"uv {UV_VERSION} ")
+    now = {kind: state(path) for kind, (path, _) in kinds.items()}
+    for kind in ("runtime file", "endpoint file", "identity mapping", "uv binary", "uv policy"):
+        assert now[kind] == wanted[kind], kind
+    ran = subprocess.run([str(kinds["uv binary"][0]), "--version"], capture_output=True, text=True, check=True)
+    assert ran.stdout.startswith(f"uv {UV_VERSION} ")
+    # Rebuilt: published again, and stamped ready.
+    env = kinds["site environment"][0]
+    assert json.loads((env / ".ready").read_text())["name"] == "py3.11-gce4.19.0"
+    assert json.loads(kinds["ready stamp"][0].read_text())["name"] == "globus-compute-endpoint"
 
-    again, output = site_run(tmp, base)
+    again, output = site_run(tmp, base, login)
     assert again["changed"] == 0, changed_tasks(output)
