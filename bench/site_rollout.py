@@ -1,4 +1,9 @@
-"""Wall time of site.yml on 1 and on 5 hosts, against Ansible's own floor, measured in one run.
+"""Wall time and module executions of site.yml, against Ansible's own floor, measured in one run.
+
+Two cases. `--local`: `make run`'s own, site.yml with inventories/local on
+this machine (optionally as another account, `--user`, with its own
+ansible-playbook); the account's first run is made first, then several
+no-op runs, each right after a floor run. Without it, the fleet:
 
 On the `fleet` Molecule scenario's nodes (two clusters, each with a shared
 volume), started fresh for each host count: a trivial playbook (facts and a
@@ -21,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import executions
 from stamp import stamp
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +34,9 @@ SCENARIO = "fleet"
 SITE = ROOT / "playbooks" / "site.yml"
 TRIVIAL = ROOT / "bench" / "trivial.yml"
 HOSTS = {1: "fa-login", 5: "all"}
+# With --mitogen DIR (the ansible_mitogen package of the account's own
+# Ansible), the runs use Mitogen's strategy.
+MITOGEN = ["ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS"]
 
 
 def molecule(*args: str) -> None:
@@ -45,36 +54,98 @@ def fresh_nodes() -> Path:
     return found[-1]
 
 
-def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str, int]]]:
-    """Wall time of one run, and each host's recap counts."""
+def run(argv: list[str], env: dict[str, str], user: str | None = None) -> tuple[float, str]:
+    """Wall time and output of one ansible-playbook run (as `user` when given), which must succeed."""
     # Plain output to read the recap from: a forced colour wins over ANSIBLE_NOCOLOR.
-    env = {
-        **os.environ,
-        "ANSIBLE_CONFIG": str(state / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-    }
-    argv = ["ansible-playbook", "-i", str(state / "inventory"), "--limit", limit, str(playbook)]
+    env = {**os.environ, **env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    if user:
+        keep = ["ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR", *MITOGEN]
+        argv = ["runuser", "-u", user, "--", "env", *(f"{k}={env[k]}" for k in keep if k in env), *argv]
     start = time.monotonic()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
-        sys.exit(f"{playbook.name} on {limit} failed:\n{result.stdout[-3000:]}")
-    recap = [
+        sys.exit(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}")
+    return elapsed, result.stdout
+
+
+def recap(output: str, hosts: str) -> list[dict[str, int]]:
+    found = [
         {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", line)}
-        for line in result.stdout.split("PLAY RECAP", 1)[-1].splitlines()
-        if re.match(r"^f[ab]-\w+ +:", line)
+        for line in output.split("PLAY RECAP", 1)[-1].splitlines()
+        if re.match(hosts + r" +:", line)
     ]
-    if not recap:
-        sys.exit(f"{playbook.name} on {limit} printed no recap:\n{result.stdout[-3000:]}")
-    return elapsed, recap
+    if not found:
+        sys.exit(f"no recap:\n{output[-3000:]}")
+    return found
+
+
+def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str, int]]]:
+    """Wall time of one run, and each host's recap counts."""
+    argv = ["ansible-playbook", "-i", str(state / "inventory"), "--limit", limit, str(playbook)]
+    elapsed, output = run(argv, {"ANSIBLE_CONFIG": str(state / "ansible.cfg")})
+    return elapsed, recap(output, r"^f[ab]-\w+")
+
+
+def noop_modules(argv: list[str], env: dict[str, str], hosts: str, user: str | None = None) -> dict[str, object]:
+    """One more no-op run at -vvv (apart: verbosity costs time), which must change nothing:
+    its module executions and other commands per host, and per role for the first host."""
+    _, output = run([*argv, "-vvv"], env, user)
+    if any(host.get("changed", -1) != 0 for host in recap(output, hosts)):
+        sys.exit(f"the counted run is not a no-op: {recap(output, hosts)}")
+    found = executions.count(output)
+    # Mitogen runs modules in its own processes: -vvv shows no EXEC to count.
+    first = sorted(found.modules)[0] if found.modules else ""
+    return {"modules": dict(found.modules), "overhead": dict(found.overhead), "roles": executions.by_role(found, first)}
+
+
+def measure_local(samples: int, user: str | None, playbook_bin: str) -> dict[str, object]:
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections")}
+    site = [playbook_bin, "-i", "inventories/local", "playbooks/site.yml"]
+    floor = [playbook_bin, "-i", "inventories/local", "bench/trivial.yml"]
+    cell: dict[str, object] = {"cold": [run(site, env, user)[0]], "floor": [], "noop": []}
+    for _ in range(samples):
+        cell["floor"].append(run(floor, env, user)[0])  # type: ignore[union-attr]
+        elapsed, output = run(site, env, user)
+        if recap(output, "^localhost")[0].get("changed", -1) != 0:
+            sys.exit(f"site.yml on localhost is not a no-op: {recap(output, '^localhost')}")
+        cell["noop"].append(elapsed)  # type: ignore[union-attr]
+    cell["executions"] = noop_modules(site, env, "^localhost", user)
+    cell["floor_executions"] = dict(executions.count(run([*floor, "-vvv"], env, user)[1]).modules)
+    print(f"local: {cell}", flush=True)
+    return cell
+
+
+def report_local(cell: dict, samples: int, user: str | None) -> str:
+    ratio = statistics.median(cell["noop"]) / statistics.median(cell["floor"])
+    counted = cell["executions"]
+    strategy = f", strategy {os.environ['ANSIBLE_STRATEGY']}" if "ANSIBLE_STRATEGY" in os.environ else ""
+    roles = ", ".join(f"{role} {n}" for role, n in counted["roles"].items())
+    return "\n".join(
+        [
+            f"`make run`'s case: site.yml with inventories/local on this machine"
+            f"{f' as {user}' if user else ''}"
+            f"{strategy}; the first run, then {samples} no-op runs each after a floor run"
+            " (median, range); every no-op run reported changed=0:",
+            "",
+            "| trivial playbook s | site.yml first run s | site.yml no-op s | no-op / floor"
+            " | no-op module executions | other commands | floor's module executions |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {spread(cell['floor'])} | {spread(cell['cold'])} | {spread(cell['noop'])} | {ratio:.1f}x"
+            f" | {counted['modules'].get('localhost', '-')} ({roles or 'not counted under Mitogen'})"
+            f" | {counted['overhead'].get('localhost', '-')}"
+            f" | {cell['floor_executions'].get('localhost', '-')} |",
+            "",
+            f"- no-op run / trivial playbook: **{ratio:.1f}x** (goal: within 3x)",
+        ]
+    )
 
 
 def measure(samples: int) -> dict[int, dict[str, list[float]]]:
     times: dict[int, dict[str, list[float]]] = {}
     for count, limit in HOSTS.items():
         state = fresh_nodes()
-        cell = {"floor": [timed(state, TRIVIAL, limit)[0]], "cold": [timed(state, SITE, limit)[0]], "noop": []}
+        cell: dict = {"floor": [timed(state, TRIVIAL, limit)[0]], "cold": [timed(state, SITE, limit)[0]], "noop": []}
         cell["tasks"], cell["floor_tasks"] = [], []
         for _ in range(samples):
             elapsed, recap = timed(state, TRIVIAL, limit)
@@ -85,6 +156,11 @@ def measure(samples: int) -> dict[int, dict[str, list[float]]]:
                 sys.exit(f"site.yml on {limit} is not a no-op: {recap}")
             cell["noop"].append(elapsed)
             cell["tasks"].extend(host["ok"] for host in recap)
+        cell["executions"] = noop_modules(
+            ["ansible-playbook", "-i", str(state / "inventory"), "--limit", limit, str(SITE)],
+            {"ANSIBLE_CONFIG": str(state / "ansible.cfg")},
+            r"^f[ab]-\w+",
+        )
         times[count] = cell
         print(f"{count} host(s): " + ", ".join(f"{k} {v}" for k, v in cell.items()), flush=True)
     molecule("destroy")
@@ -100,15 +176,16 @@ def spread(values: list[float]) -> str:
 def report(times: dict[int, dict[str, list[float]]], samples: int) -> str:
     rows = [
         "| hosts | trivial playbook s | site.yml cold s | site.yml no-op s | cold / floor | no-op / floor"
-        " | no-op tasks per host |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        " | no-op tasks per host | no-op module executions per host |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    med = {count: {k: statistics.median(v) for k, v in t.items()} for count, t in times.items()}
+    med = {n: {k: statistics.median(t[k]) for k in ("floor", "cold", "noop")} for n, t in times.items()}
     for count, t in times.items():
         rows.append(
             f"| {count} | {spread(t['floor'])} | {spread(t['cold'])} | {spread(t['noop'])}"
             f" | {med[count]['cold'] / med[count]['floor']:.1f}x | {med[count]['noop'] / med[count]['floor']:.1f}x"
-            f" | {min(t['tasks'])}-{max(t['tasks'])} |"
+            f" | {min(t['tasks'])}-{max(t['tasks'])}"
+            f" | {min(t['executions']['modules'].values())}-{max(t['executions']['modules'].values())} |"
         )
     scale = med[5]["cold"] / med[1]["cold"]
     return "\n".join(
@@ -129,9 +206,9 @@ def report(times: dict[int, dict[str, list[float]]], samples: int) -> str:
     )
 
 
-def write_docs(stamp_lines: str, text: str) -> None:
+def write_docs(stamp_lines: str, text: str, name: str) -> None:
     docs = ROOT / "docs" / "benchmarks.md"
-    start, end = "<!-- site_rollout:begin -->", "<!-- site_rollout:end -->"
+    start, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     content = docs.read_text()
     if start not in content:
         content += f"\n## site.yml rollout\n\n{start}\n{end}\n"
@@ -144,13 +221,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--samples", type=int, default=5, help="no-op runs per host count, each after a floor run")
+    parser.add_argument("--local", action="store_true", help="make run's case on this machine, not the fleet")
+    parser.add_argument("--user", help="with --local: run the playbooks as this account")
+    parser.add_argument("--ansible-playbook", default="ansible-playbook", help="with --local: the account's own")
+    parser.add_argument("--mitogen", type=Path, help="with --local: the ansible_mitogen package, to run mitogen_linear")
     args = parser.parse_args()
+    name = "site_rollout_local" if args.local else "site_rollout"
+    if args.mitogen:
+        os.environ["ANSIBLE_STRATEGY"] = "mitogen_linear"
+        os.environ["ANSIBLE_STRATEGY_PLUGINS"] = str(args.mitogen / "plugins" / "strategy")
+        name += "_mitogen"
     # Taken before measuring: the figures belong to the code as committed now.
-    stamp_lines = stamp("site_rollout") if args.write else ""
-    text = report(measure(args.samples), args.samples)
+    stamp_lines = stamp(name) if args.write else ""
+    if args.local:
+        text = report_local(measure_local(args.samples, args.user, args.ansible_playbook), args.samples, args.user)
+    else:
+        text = report(measure(args.samples), args.samples)
     print(text)
     if args.write:
-        write_docs(stamp_lines, text)
+        write_docs(stamp_lines, text, name)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,18 @@ MEASURES = {
         "roles/python_envs/templates",
         "roles/python_envs/files/user_config_template.yaml.j2",
     ],
-    "site_rollout": ["bench/site_rollout.py", "bench/trivial.yml", "roles", "playbooks", "molecule/fleet"],
+    "site_rollout": [
+        *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
+        *("roles", "playbooks", "plugins", "molecule/fleet"),
+    ],
+    "site_rollout_local": [
+        *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
+        *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),
+    ],
+    "site_rollout_local_mitogen": [
+        *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
+        *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),
+    ],
 }
 STAMP = re.compile(r"^<!-- measured at commit ([0-9a-f]{40}|unknown) -->$", re.M)
 NOTICE = re.compile(r"^> \*\*Stale:\*\*.*\n\n", re.M)

@@ -27,6 +27,9 @@ TYPED = {"bool", "int", "float", "list", "dict"}
 # comment. Returned untemplated (and untrusted, so never templated later).
 VERBATIM = {"python_envs_worker_init_prefix"}
 SHOWN = 120
+# Facts the roles publish for each other, not variables to set: a role run
+# twice in one play must not take its own result for a slip.
+PUBLISHED = {"uv_installed", "endpoint_deployed"}
 
 
 def _show(value: object) -> str:
@@ -77,7 +80,7 @@ class ActionModule(ActionBase):
         # A name with the role's prefix that the role does not know is a slip
         # that would otherwise be ignored silently.
         prefix = role + "_"
-        for name in sorted(n for n in task_vars if n.startswith(prefix) and n not in options):
+        for name in sorted(n for n in task_vars if n.startswith(prefix) and n not in options and n not in PUBLISHED):
             close = difflib.get_close_matches(name, list(options), n=1)
             hint = f"did you mean {close[0]}?" if close else f"see the options of hpc.globus_compute.{role}"
             problems.append(f"{name} is not a variable of hpc.globus_compute.{role}: {hint}")

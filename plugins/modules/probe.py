@@ -1,0 +1,232 @@
+#!/usr/bin/python
+# Copyright: hpc.globus_compute maintainers
+# Apache License 2.0 (see LICENSE)
+"""Reports, in one call, what the roles would otherwise look at with a stat, a slurp or a command each."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: probe
+short_description: Report the state of several files in one call, changing nothing
+description:
+  - For each entry of O(paths), what is there now - type, owner, mode, link target, the content's sha256 - and,
+    when asked, the content of a small file or what an executable says to C(--version).
+  - The roles compare this with what they would write, and skip the tasks that write it when nothing differs; a
+    no-op rollout then costs one module call per role instead of one per file.
+  - A path below O(paths[].home) is walked one directory at a time without following links (C(O_NOFOLLOW)), as
+    M(hpc.globus_compute.home_file) writes it; a link there is reported as a link, never read through.
+  - Only regular files are read (no FIFO can stall the run), and only an executable that belongs to root or to the
+    connecting account is run.
+version_added: 0.4.0
+author: hpc.globus_compute maintainers (@hpc-globus-compute)
+options:
+  paths:
+    description: What to look at.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path:
+        description: An absolute path, or with O(paths[].home) a relative one below it.
+        type: str
+        required: true
+      home:
+        description: An account's home; O(paths[].path) is then walked below it without following any link.
+        type: path
+      read:
+        description: Return the content of a regular file of at most 64 KiB in RV(files.content).
+        type: bool
+        default: false
+      version:
+        description:
+          - Run the file with C(--version) and return its output in RV(files.version), when it is a regular
+            executable file that belongs to root or the connecting account; otherwise RV(files.version) is empty.
+        type: bool
+        default: false
+attributes:
+  check_mode:
+    description: Changes nothing in any mode; it reports the same in check mode.
+    support: full
+  diff_mode:
+    description: Nothing is changed, so there is no diff.
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Look at the installed uv and its policy
+  hpc.globus_compute.probe:
+    paths:
+      - {path: /usr/local/bin/uv, version: true}
+      - {path: /etc/uv/uv.toml}
+      - {path: /var/lib/hpc_globus_compute/uv.json, read: true}
+  register: __uv_probe
+"""
+
+RETURN = r"""
+files:
+  description: One entry per O(paths) entry, keyed by its path (C(HOME/PATH) for one below a home).
+  returned: always
+  type: dict
+  contains:
+    exists:
+      description: Whether anything is there (a dangling link counts).
+      type: bool
+    type:
+      description: C(file), C(directory), C(link), C(other) or C(absent).
+      type: str
+    target:
+      description: A link's target, as written; empty otherwise.
+      type: str
+    owner:
+      description: The owner's name (its uid when it has none).
+      type: str
+    group:
+      description: The group's name (its gid when it has none).
+      type: str
+    uid:
+      description: The owner's uid (-1 when absent).
+      type: int
+    gid:
+      description: The group's gid (-1 when absent).
+      type: int
+    mode:
+      description: The permission bits in octal, such as C(0644).
+      type: str
+    sha256:
+      description: The sha256 of a regular file's content; empty otherwise.
+      type: str
+    content:
+      description: The content, when O(paths[].read) is set and it is a regular file of at most 64 KiB.
+      type: str
+    version:
+      description: What the executable printed to C(--version) (stdout, then stderr), when O(paths[].version) is set.
+      type: str
+"""
+
+import grp
+import hashlib
+import os
+import pwd
+import stat
+import subprocess
+
+from ansible.module_utils.basic import AnsibleModule
+
+MAX_READ = 64 * 1024
+
+
+def name_of(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def group_of(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def open_parent(home: str, path: str) -> tuple[int, str] | None:
+    """The directory holding path below home, opened without following links; None when a part is missing or a link."""
+    parts = path.split("/")
+    if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"path: '{path}' must be relative below the home, without '.', '..' or empty parts")
+    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    for part in parts[:-1]:
+        try:
+            sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = sub
+    return fd, parts[-1]
+
+
+def look(path: str, home: str | None, read: bool, version: bool) -> dict[str, object]:
+    found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
+    found.update(uid=-1, gid=-1)
+    found.update(sha256="", content="", version="")
+    parent, name = (None, path) if home is None else (open_parent(home, path) or (None, None))
+    if name is None:
+        return found
+    try:
+        try:
+            st = os.lstat(name, dir_fd=parent)
+        except FileNotFoundError:
+            return found
+        except NotADirectoryError:
+            return found
+        kind = "link" if stat.S_ISLNK(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "other"
+        found.update(exists=True, owner=name_of(st.st_uid), group=group_of(st.st_gid), uid=st.st_uid, gid=st.st_gid)
+        found.update(mode=f"{stat.S_IMODE(st.st_mode):04o}")
+        if kind == "link":
+            found.update(type="link", target=os.readlink(name, dir_fd=parent))
+            return found
+        if not stat.S_ISREG(st.st_mode):
+            found["type"] = kind
+            return found
+        found["type"] = "file"
+        # O_NONBLOCK: a FIFO swapped in after the lstat does not stall the run.
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                found["type"] = "other"
+                return found
+            digest = hashlib.sha256()
+            head = b""
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                if len(head) <= MAX_READ:
+                    head += chunk
+                digest.update(chunk)
+        found["sha256"] = digest.hexdigest()
+        if read and len(head) <= MAX_READ:
+            found["content"] = head.decode("utf-8", errors="replace")
+        if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
+            ran = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
+            found["version"] = ran.stdout + ran.stderr
+        return found
+    finally:
+        if parent is not None:
+            os.close(parent)
+
+
+def run(module: AnsibleModule) -> dict[str, object]:
+    files = {}
+    for entry in module.params["paths"]:
+        home = entry.get("home")
+        key = entry["path"] if home is None else f"{home.rstrip('/')}/{entry['path']}"
+        if home is None and not entry["path"].startswith("/"):
+            raise ValueError(f"path: '{entry['path']}' must be absolute, or below a home")
+        files[key] = look(entry["path"], home, entry.get("read", False), entry.get("version", False))
+    return {"changed": False, "files": files}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "paths": {
+                "type": "list",
+                "elements": "dict",
+                "required": True,
+                "options": {
+                    "path": {"type": "str", "required": True},
+                    "home": {"type": "path"},
+                    "read": {"type": "bool", "default": False},
+                    "version": {"type": "bool", "default": False},
+                },
+            }
+        },
+        supports_check_mode=True,
+    )
+    try:
+        module.exit_json(**run(module))
+    except (ValueError, OSError) as e:
+        module.fail_json(msg=str(e))
+
+
+if __name__ == "__main__":
+    main()

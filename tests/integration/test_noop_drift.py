@@ -1,0 +1,176 @@
+"""A no-op site.yml costs a few module calls, and every kind of drift is still repaired by the next run.
+
+site.yml is run for real as root on this machine: uv into a test account's
+home (user scope, from the offline artifact store), the environments and a
+multi-user endpoint under one private directory every user can traverse, all
+built offline (root builds with the toolchain's uv and an offline policy).
+After a first run, a second one changes nothing and runs few modules; then
+every kind of drift is made by hand at once, a check run reports it (and
+changes nothing), the next run repairs each one, and a last run is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from accounts import accounts
+from artifacts import artifacts, offline_policy
+from role_runner import ROOT, run_playbook
+
+sys.path.insert(0, str(ROOT / "bench"))
+from executions import by_role, count
+
+PYTHON = Path("/usr/bin/python3.11")
+UV_VERSION = "0.13.9"
+OTHER_UV = "0.13.8"
+# A no-op run's module executions on this host: 77 before the probes.
+NOOP_MODULES_MAX = 24
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[Path, Path, str, Path]]:
+    """(pytest's directory, the site every user can traverse, the uv account, its home)."""
+    site = Path(tempfile.mkdtemp(prefix="hpc-gc-noop.", dir="/tmp"))
+    site.chmod(0o755)
+    try:
+        with accounts("noop") as made:
+            [(login, home)] = made.items()
+            yield tmp_path, site, login, home
+    finally:
+        shutil.rmtree(site)
+
+
+def variables(site: Path, login: str) -> dict[str, object]:
+    store = artifacts()
+    uv = str(ROOT / ".venv" / "bin" / "uv")
+    return {
+        "uv_scope": "user",
+        "uv_users": [login],
+        "uv_source": "controller",
+        "uv_controller_archive": str(next((store / "uv" / UV_VERSION).glob("*.whl"))),
+        "uv_controller_cache_dir": str(site / "uv-cache"),
+        "uv_version": UV_VERSION,
+        "uv_config": {
+            "offline": True,
+            "no-index": True,
+            "find-links": [str(store / "wheelhouse")],
+            "python-downloads": "never",
+        },
+        "python_envs_runtime_dir": str(site / "runtime"),
+        "python_envs_facts_dir": str(site / "facts"),
+        "python_envs_uv": uv,
+        "python_envs_interpreter_paths": {"3.11": str(PYTHON)},
+        "endpoint_owner": "root",
+        "endpoint_mode": "multi_user",
+        "endpoint_config_dir": str(site / "gc" / "hpc"),
+        "endpoint_install_root": str(site / "install"),
+        "endpoint_bin_dir": str(site / "bin"),
+        "endpoint_facts_dir": str(site / "facts"),
+        "endpoint_uv": uv,
+        "endpoint_python": str(PYTHON),
+        "endpoint_service": False,
+        "endpoint_identity_mapping": [{"source": "{username}", "match": "(.*)@example\\.org", "output": "{0}"}],
+        "endpoint_identity_mapping_samples": [{"identity": {"username": "nobody@example.org"}, "user": "nobody"}],
+        "hpc_gc_report_user": "nobody",
+    }
+
+
+def site_run(tmp: Path, site: Path, login: str, *args: str) -> tuple[dict[str, int], str]:
+    result = run_playbook(tmp, "hpc.globus_compute.site", variables(site, login), ["-vvv", *args], offline_policy(site))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    recap = re.search(r"^localhost +: (.*)$", result.stdout, re.M)
+    assert recap, output[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap[1])}, output
+
+
+def changed_tasks(output: str) -> list[str]:
+    """The tasks that reported a change, for the message of a failed assertion."""
+    changed, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("[", 1)[1].rsplit("]", 1)[0]
+        elif line.startswith("changed: ") and task not in changed:
+            changed.append(task)
+    return changed
+
+
+def state(path: Path) -> str | None:
+    """A file's sha256, a link's target, or None when nothing is there."""
+    if path.is_symlink():
+        return "-> " + os.readlink(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def other_uv() -> bytes:
+    with tarfile.open(artifacts() / "release" / OTHER_UV / "uv-x86_64-unknown-linux-gnu.tar.gz") as tar:
+        member = tar.extractfile("uv-x86_64-unknown-linux-gnu/uv")
+        assert member
+        return member.read()
+
+
+def drifts(site: Path, home: Path) -> dict[str, tuple[Path, Callable[[Path], object]]]:
+    """Each kind of drift: the path it changes, and how."""
+    return {
+        "runtime file": (site / "runtime" / "worker-env.sh", lambda p: p.write_text(p.read_text() + "# edited\n")),
+        "endpoint file": (site / "gc" / "hpc" / "user_environment.yaml", lambda p: p.write_text("X: 1\n")),
+        "identity mapping": (site / "gc" / "hpc" / "identity_mapping.json", lambda p: p.write_text("[]\n")),
+        "site environment": (site / "runtime" / "envs" / "py3.11-gce4.19.0", lambda p: p.unlink()),
+        "ready stamp": (site / "install" / "globus-compute-endpoint" / ".ready", lambda p: p.unlink()),
+        "uv binary": (home / ".local" / "bin" / "uv", lambda p: p.write_bytes(other_uv())),
+        "uv policy": (home / ".config" / "uv" / "uv.toml", lambda p: p.write_text("offline = false\n")),
+    }
+
+
+def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: tuple[Path, Path, str, Path]) -> None:
+    tmp, base, login, home = site
+    first, _ = site_run(tmp, base, login)
+    assert first["changed"] > 0
+    recap, output = site_run(tmp, base, login)
+    assert recap["changed"] == 0, changed_tasks(output)
+    found = count(output)
+    assert found.modules["localhost"] <= NOOP_MODULES_MAX, by_role(found, "localhost")
+    # The installs, the check and the writes were skipped: uv and the endpoint looked once each.
+    roles = by_role(found, "localhost")
+    assert roles["uv"] <= 2 and roles["endpoint"] <= 4, roles
+
+    kinds = drifts(base, home)
+    wanted = {kind: state(path) for kind, (path, _) in kinds.items()}
+    for path, change in kinds.values():
+        change(path)
+    drifted = {kind: state(path) for kind, (path, _) in kinds.items()}
+    assert all(drifted[kind] != wanted[kind] for kind in kinds), drifted
+
+    checked, output = site_run(tmp, base, login, "--check", "--diff")
+    assert checked["changed"] > 0, output[-3000:]
+    assert {kind: state(path) for kind, (path, _) in kinds.items()} == drifted, "check mode changed the node"
+
+    repaired, output = site_run(tmp, base, login)
+    assert repaired["changed"] > 0, output[-3000:]
+    now = {kind: state(path) for kind, (path, _) in kinds.items()}
+    for kind in ("runtime file", "endpoint file", "identity mapping", "uv binary", "uv policy"):
+        assert now[kind] == wanted[kind], kind
+    ran = subprocess.run([str(kinds["uv binary"][0]), "--version"], capture_output=True, text=True, check=True)
+    assert ran.stdout.startswith(f"uv {UV_VERSION} ")
+    # Rebuilt: published again, and stamped ready.
+    env = kinds["site environment"][0]
+    assert json.loads((env / ".ready").read_text())["name"] == "py3.11-gce4.19.0"
+    assert json.loads(kinds["ready stamp"][0].read_text())["name"] == "globus-compute-endpoint"
+
+    again, output = site_run(tmp, base, login)
+    assert again["changed"] == 0, changed_tasks(output)

@@ -1,0 +1,105 @@
+"""probe reports file states in one call, reads no FIFO, follows no link below a home, runs only trusted --version."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from ansible_collections.hpc.globus_compute.plugins.modules.probe import run
+
+ME = getpass.getuser()
+
+
+def probe(*paths: dict) -> dict:
+    entries = [{"home": None, "read": False, "version": False, **p} for p in paths]
+    module = SimpleNamespace(params={"paths": entries}, check_mode=False)
+    return run(module)["files"]  # type: ignore[arg-type]
+
+
+def test_a_file_reports_its_checksum_owner_mode_and_content(tmp_path: Path) -> None:
+    path = tmp_path / "uv.json"
+    path.write_text('{"version": "0.13.9"}\n')
+    path.chmod(0o640)
+    found = probe({"path": str(path), "read": True})[str(path)]
+    assert found["type"] == "file" and found["exists"]
+    assert found["sha256"] == hashlib.sha256(b'{"version": "0.13.9"}\n').hexdigest()
+    assert (found["owner"], found["mode"], found["uid"]) == (ME, "0640", os.geteuid())
+    assert found["content"] == '{"version": "0.13.9"}\n'
+    # Without read, no content.
+    assert probe({"path": str(path)})[str(path)]["content"] == ""
+
+
+def test_absent_links_and_directories(tmp_path: Path) -> None:
+    (tmp_path / "env").symlink_to(".builds/env-abc.host-1")
+    (tmp_path / "dir").mkdir(mode=0o755)
+    found = probe({"path": str(tmp_path / "env")}, {"path": str(tmp_path / "dir")}, {"path": str(tmp_path / "no")})
+    assert found[str(tmp_path / "env")]["type"] == "link"
+    assert found[str(tmp_path / "env")]["target"] == ".builds/env-abc.host-1"
+    assert found[str(tmp_path / "env")]["sha256"] == ""
+    assert found[str(tmp_path / "dir")]["type"] == "directory"
+    assert found[str(tmp_path / "no")] == {
+        **found[str(tmp_path / "no")],
+        "exists": False,
+        "type": "absent",
+        "uid": -1,
+        "sha256": "",
+    }
+
+
+def test_a_fifo_is_reported_without_being_read(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "stamp")
+    found = probe({"path": str(tmp_path / "stamp"), "read": True})[str(tmp_path / "stamp")]
+    assert (found["type"], found["content"], found["sha256"]) == ("other", "", "")
+
+
+def test_below_a_home_a_link_is_never_followed(tmp_path: Path) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (elsewhere / "bin").mkdir(parents=True)
+    (elsewhere / "bin" / "uv").write_text("uv\n")
+    (home / ".local").mkdir(parents=True)
+    (home / ".local" / "bin").symlink_to(elsewhere / "bin")
+    found = probe({"path": ".local/bin/uv", "home": str(home)})[f"{home}/.local/bin/uv"]
+    assert (found["exists"], found["type"], found["sha256"]) == (False, "absent", "")
+    # The same file reached without a link is read.
+    (home / ".local" / "bin").unlink()
+    (home / ".local" / "bin").mkdir()
+    (home / ".local" / "bin" / "uv").write_text("uv\n")
+    found = probe({"path": ".local/bin/uv", "home": str(home)})[f"{home}/.local/bin/uv"]
+    assert found["sha256"] == hashlib.sha256(b"uv\n").hexdigest()
+
+
+def test_a_path_below_a_home_must_stay_below_it(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="relative below the home"):
+        probe({"path": "../etc/passwd", "home": str(tmp_path)})
+    with pytest.raises(ValueError, match="must be absolute"):
+        probe({"path": "etc/passwd"})
+
+
+def test_version_runs_only_an_executable_of_root_or_the_account(tmp_path: Path) -> None:
+    uv = tmp_path / "uv"
+    uv.write_text('#!/bin/sh\necho "uv 0.13.9 ($1)"\n')
+    uv.chmod(0o755)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == "uv 0.13.9 (--version)\n"
+    # Not executable: not run.
+    uv.chmod(0o644)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == ""
+    # Below a home it is never run, whoever owns it.
+    uv.chmod(0o755)
+    assert probe({"path": "uv", "home": str(tmp_path), "version": True})[f"{tmp_path}/uv"]["version"] == ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own a file as another account")
+def test_version_never_runs_another_accounts_executable(tmp_path: Path) -> None:
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    uv.chmod(0o755)
+    os.chown(uv, 65534, 65534)
+    found = probe({"path": str(uv), "version": True})[str(uv)]
+    assert found["version"] == "" and found["uid"] == 65534
+    assert not (tmp_path / "ran").exists()
+    assert stat.S_IMODE(uv.stat().st_mode) == 0o755
