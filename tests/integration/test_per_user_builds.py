@@ -316,10 +316,19 @@ def test_an_environment_in_use_is_never_pruned(site: Site, home: Path, locks: st
         assert started.exists(), held.poll()
         name = next(p.name for p in envs_of(home).iterdir() if p.name.startswith(f"{NAME}-req-"))
         build = (envs_of(home) / name).resolve()
+        # A bystander, as old and in nobody's use: the prune that keeps the one in use takes it.
+        bystander = run(site, home, init(site, "certifi"), path)
+        assert bystander.returncode == 0, bystander.stderr
+        idle = line_of(bystander).split()[1]
+        assert idle != name and (envs_of(home) / idle).exists()
         month_ago = time.time() - 31 * 86400
-        os.utime(envs_of(home) / f".{name}.lock", (month_ago, month_ago))
+        for old in (name, idle):
+            os.utime(envs_of(home) / f".{old}.lock", (month_ago, month_ago))
         other = run(site, home, f"{init(site, 'six')}\n{PROBE}", path)
         assert other.returncode == 0, other.stderr
+        # The prune ran: the idle one is unpublished (and, where locks work, gone with its builds).
+        assert not (envs_of(home) / idle).exists()
+        assert (envs_of(home) / ".builds" / idle).exists() == (locks == "failing")
         # Its build stays for the worker running in it, which still imports from it.
         assert (build / ".ready").is_file()
         probe = subprocess.run([str(build / "bin" / "python"), "-c", "import six"], capture_output=True, timeout=60)
