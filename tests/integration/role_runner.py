@@ -10,7 +10,10 @@ overlays in that namespace whose upper layers are under `tmp_path/system`: the
 run sees the machine as it is, every write it makes there lands in the upper
 layer alone, and result.system_changes lists each one, whatever path a role
 chose. The real trees are never written, so a concurrent deployment of this
-machine sees nothing of the test.
+machine sees nothing of the test. The runs of one test (one tmp_path) share
+the layer, as runs on one machine would: a later run sees what an earlier one
+wrote, system_changes is everything written so far, and system_path() is
+where the test reads a path as the runs left it.
 """
 
 from __future__ import annotations
@@ -95,10 +98,19 @@ def overlays(system: Path) -> str:
     for tree in SYSTEM_TREES:
         if Path(tree).is_dir() and not Path(tree).is_symlink():
             upper, work = system / "upper" / tree.lstrip("/"), system / "work" / tree.lstrip("/")
-            upper.mkdir(parents=True)
-            work.mkdir(parents=True)
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True, exist_ok=True)
             lines.append(f"mount -t overlay overlay -o lowerdir={tree},upperdir={upper},workdir={work} {tree}\n")
     return "".join(lines)
+
+
+def system_path(tmp_path: Path, path: str | Path) -> Path:
+    """Where a system path is as the private_system runs of this test left it."""
+    upper = tmp_path / "system" / "upper" / str(path).lstrip("/")
+    if upper.is_symlink() or not upper.exists():
+        return upper if upper.is_symlink() else Path(path)
+    # A removed path is a character device in the layer: it names nothing.
+    return tmp_path / "system" / "removed" / upper.name if stat.S_ISCHR(upper.stat().st_mode) else upper
 
 
 def system_changes(system: Path) -> list[str]:
