@@ -156,9 +156,20 @@ def passwd(tmp_path: Path, home: Path) -> Path:
 
 
 def listing(root: Path) -> list[str]:
-    """Every path under `root` (hidden ones too) with its type and size, for before/after comparisons."""
+    """Every path under `root` (hidden ones too, and root itself) with its owner, mode and content
+    digest (or link target), for before/after comparisons: a changed mode or content shows."""
     assert root.is_dir(), f"{root} does not exist"
-    return sorted(f"{p.relative_to(root)} {'d' if p.is_dir() else p.stat().st_size}" for p in root.rglob("*"))
+    entries = []
+    for path in sorted([root, *root.rglob("*")]):
+        status = path.lstat()
+        if path.is_symlink():
+            what = "-> " + os.readlink(path)
+        elif path.is_file():
+            what = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            what = "dir"
+        entries.append(f"{path.relative_to(root)} {status.st_uid}:{status.st_gid} {status.st_mode:o} {what}")
+    return entries
 
 
 def checksums(root: Path) -> dict[str, str]:
