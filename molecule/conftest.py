@@ -186,23 +186,34 @@ def storm(
     return outputs, hows
 
 
-def deployed_paths(host) -> list[str]:
-    """Every path the roles wrote on a root-run node, taken from their local facts and uv's manifest."""
+def recorded_paths(host) -> list[str]:
+    """Every path the roles recorded on a root-run node as theirs: their local facts (and the
+    files holding them), and uv's manifest with the files it lists."""
     paths = {"/etc/ansible/facts.d"}
     for name in host.check_output("ls /etc/ansible/facts.d/hpc_globus_compute_*.fact").split():
         fact = read_json(host, name)
         paths.update(fact[key] for key in ("root", "runtime_dir", "dir") if fact.get(key))
         # The endpoint's own list: its wrapper, unit and credentials too.
         paths.update(fact.get("paths", []))
-        if fact.get("executable"):
-            # The endpoint's own environment: <install root>/<env>/bin/<script>.
-            paths.add(fact["executable"].rsplit("/", 3)[0])
     uv_manifest = "/var/lib/hpc_globus_compute/uv.json"
     if host.file(uv_manifest).exists:
-        paths.add(uv_manifest.rsplit("/", 1)[0])
+        paths.add(uv_manifest)
         paths.update(read_json(host, uv_manifest)["files"])
-    if host.file("/etc/globus-compute").exists:
-        paths.add("/etc/globus-compute")
+    return sorted(paths)
+
+
+def deployed_paths(host) -> list[str]:
+    """Every path the roles wrote on a root-run node: what they record, and the directories they
+    make for it (the endpoint's environment, uv's state and the credentials' directory)."""
+    paths = set(recorded_paths(host))
+    for name in host.check_output("ls /etc/ansible/facts.d/hpc_globus_compute_*.fact").split():
+        executable = read_json(host, name).get("executable")
+        if executable:
+            # The endpoint's own environment: <install root>/<env>/bin/<script>.
+            paths.add(executable.rsplit("/", 3)[0])
+    for directory in ("/var/lib/hpc_globus_compute", "/etc/globus-compute"):
+        if host.file(directory).exists:
+            paths.add(directory)
     return sorted(paths)
 
 

@@ -4,6 +4,16 @@ Each run gets a private home, `tmp_path/home`: HOME points there and, when
 run as root, a private mount namespace shows a passwd where the account's home
 is that directory, so a role that looks the home up (uv_users) writes there
 too and never into the real one.
+
+With private_system=True (as root), /etc, /var, /usr and the other system trees are
+overlays in that namespace whose upper layers are under `tmp_path/system`: the
+run sees the machine as it is, every write it makes there lands in the upper
+layer alone, and result.system_changes lists each one, whatever path a role
+chose. The real trees are never written, so a concurrent deployment of this
+machine sees nothing of the test. The runs of one test (one tmp_path) share
+the layer, as runs on one machine would: a later run sees what an earlier one
+wrote, system_changes is everything written so far, and system_path() is
+where the test reads a path as the runs left it.
 """
 
 from __future__ import annotations
@@ -12,11 +22,15 @@ import getpass
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Everything a role could write outside the test's own directory and private home.
+SYSTEM_TREES = ("/etc", "/var", "/usr", "/opt", "/srv", "/root", "/home")
 
 
 def run_role(
@@ -26,6 +40,7 @@ def run_role(
     tasks_from: str = "main",
     args: list[str] | None = None,
     env: dict[str, str] | None = None,
+    private_system: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     playbook = tmp_path / "play.yml"
     playbook.write_text(
@@ -37,7 +52,7 @@ def run_role(
         # Reached whatever --tags says; the role's tasks keep their own tags.
         "      tags: [always]\n"
     )
-    return run_playbook(tmp_path, str(playbook), variables, args, env)
+    return run_playbook(tmp_path, str(playbook), variables, args, env, private_system)
 
 
 def run_playbook(
@@ -46,6 +61,7 @@ def run_playbook(
     variables: dict[str, object],
     args: list[str] | None = None,
     env: dict[str, str] | None = None,
+    private_system: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     """Runs a playbook (a path, or a name such as hpc.globus_compute.site); args are
     further ansible-playbook arguments, e.g. ["-e", "key=value"] as an admin types them."""
@@ -63,13 +79,59 @@ def run_playbook(
         **(env or {}),
     }
     argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", playbook, "-e", json.dumps(extra), *(args or [])]
+    system = tmp_path / "system"
     if os.geteuid() == 0:
-        mount = 'mount --bind "$0" /etc/passwd && exec "$@"'
+        mounts = overlays(system) if private_system else ""
+        mount = f'set -e\n{mounts}mount --bind "$0" /etc/passwd\nexec "$@"'
         argv = ["unshare", "--mount", "bash", "-c", mount, str(passwd(tmp_path, home)), *argv]
     before = listing(home)
     result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
     result.home_changes = sorted(set(before) ^ set(listing(home)))  # type: ignore[attr-defined]
+    # An account other than root cannot write the system trees: only its home is watched.
+    result.system_changes = system_changes(system) if private_system and os.geteuid() == 0 else None  # type: ignore[attr-defined]
     return result
+
+
+def overlays(system: Path) -> str:
+    """Shell lines that mount each system tree as an overlay writing into `system`/upper."""
+    lines = []
+    for tree in SYSTEM_TREES:
+        if Path(tree).is_dir() and not Path(tree).is_symlink():
+            upper, work = system / "upper" / tree.lstrip("/"), system / "work" / tree.lstrip("/")
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True, exist_ok=True)
+            lines.append(f"mount -t overlay overlay -o lowerdir={tree},upperdir={upper},workdir={work} {tree}\n")
+    return "".join(lines)
+
+
+def system_path(tmp_path: Path, path: str | Path) -> Path:
+    """Where a system path is as the private_system runs of this test left it."""
+    upper = tmp_path / "system" / "upper" / str(path).lstrip("/")
+    if upper.is_symlink() or not upper.exists():
+        return upper if upper.is_symlink() else Path(path)
+    # A removed path is a character device in the layer: it names nothing.
+    return tmp_path / "system" / "removed" / upper.name if stat.S_ISCHR(upper.stat().st_mode) else upper
+
+
+def system_changes(system: Path) -> list[str]:
+    """Each path a run wrote, created or removed in the system trees, as `/path kind`."""
+    upper = system / "upper"
+    changes = []
+    for path in sorted(upper.glob("*/**/*")):
+        mode = path.lstat().st_mode
+        if stat.S_ISDIR(mode) and any(path.iterdir()):
+            continue  # a directory a write went through; the write itself is listed
+        kind = (
+            "removed"
+            if stat.S_ISCHR(mode)
+            else "dir"
+            if stat.S_ISDIR(mode)
+            else "link"
+            if stat.S_ISLNK(mode)
+            else "file"
+        )
+        changes.append(f"/{path.relative_to(upper)} {kind}")
+    return changes
 
 
 def private_home(tmp_path: Path) -> Path:
@@ -94,9 +156,20 @@ def passwd(tmp_path: Path, home: Path) -> Path:
 
 
 def listing(root: Path) -> list[str]:
-    """Every path under `root` (hidden ones too) with its type and size, for before/after comparisons."""
+    """Every path under `root` (hidden ones too, and root itself) with its owner, mode and content
+    digest (or link target), for before/after comparisons: a changed mode or content shows."""
     assert root.is_dir(), f"{root} does not exist"
-    return sorted(f"{p.relative_to(root)} {'d' if p.is_dir() else p.stat().st_size}" for p in root.rglob("*"))
+    entries = []
+    for path in sorted([root, *root.rglob("*")]):
+        status = path.lstat()
+        if path.is_symlink():
+            what = "-> " + os.readlink(path)
+        elif path.is_file():
+            what = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            what = "dir"
+        entries.append(f"{path.relative_to(root)} {status.st_uid}:{status.st_gid} {status.st_mode:o} {what}")
+    return entries
 
 
 def checksums(root: Path) -> dict[str, str]:
@@ -114,9 +187,11 @@ def checksums(root: Path) -> dict[str, str]:
 
 
 def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """The run failed, printed every fragment, and left the private home as it was."""
+    """The run failed, printed every fragment, and left the private home as it was (and, for a
+    run with private_system, every system tree too)."""
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for fragment in fragments:
         assert fragment in output, f"{fragment!r} not in:\n{output}"
     assert not result.home_changes, f"a refused run wrote into the home: {result.home_changes}"
+    assert not result.system_changes, f"a refused run wrote into the system: {result.system_changes}"

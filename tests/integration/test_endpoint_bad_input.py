@@ -22,7 +22,8 @@ def run_endpoint(tmp_path: Path, **variables: object):
         # the role refuses before the variable each case is about.
         "endpoint_python": "/usr/bin/python3",
     }
-    return run_role(tmp_path, "endpoint", {**base, **variables})
+    # Every system tree watched too (/etc/systemd, /etc/globus-compute, /usr/local/bin ...).
+    return run_role(tmp_path, "endpoint", {**base, **variables}, private_system=True)
 
 
 @pytest.mark.parametrize(

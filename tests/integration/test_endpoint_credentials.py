@@ -1,8 +1,8 @@
 """Credentials taken out of the inventory are removed: the unit no longer reads a stale secret.
 
 The endpoint role runs for real, as root, for a multi-user endpoint whose unit
-is written but not started (no systemd runs here), under a name of its own so
-that nothing else on the machine is touched; what it wrote is removed after.
+is written but not started (no systemd runs here), with /etc an overlay of the
+test's own (role_runner's private_system): nothing of the machine is touched.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from role_runner import run_role
+from role_runner import run_role, system_path
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
 
@@ -21,9 +21,6 @@ pytestmark = [
         os.geteuid() != 0 or not Path("/etc/systemd/system").is_dir() or Path("/run/systemd/system").is_dir(),
         reason="needs root and /etc/systemd/system with no systemd running",
     ),
-    # /etc/globus-compute is the machine's: test_state_absent's endpoint test
-    # removes it when empty, so the two run on one worker.
-    pytest.mark.xdist_group("etc_globus_compute"),
 ]
 
 
@@ -32,8 +29,8 @@ def test_removed_credentials_leave_no_secret_behind(tmp_path: Path) -> None:
     site.mkdir()
     deploy_runtime(site)
     name = f"hgc-cred-{uuid.uuid4().hex[:8]}"
-    credentials = Path(f"/etc/globus-compute/{name}.env")
-    unit = Path(f"/etc/systemd/system/globus-compute-endpoint-{name}.service")
+    credentials = f"/etc/globus-compute/{name}.env"
+    unit = f"/etc/systemd/system/globus-compute-endpoint-{name}.service"
     variables = {
         "endpoint_name": name,
         "endpoint_owner": "root",
@@ -48,17 +45,19 @@ def test_removed_credentials_leave_no_secret_behind(tmp_path: Path) -> None:
         "endpoint_service_state": "installed",
     }
     secret = {"endpoint_client_id": "0d9e1c2b-0000-4000-8000-00000000c1d0", "endpoint_client_secret": "s3cret-value"}
-    try:
-        given = run_role(tmp_path, "endpoint", {**variables, **secret})
-        assert given.returncode == 0, given.stdout + given.stderr
-        assert credentials.stat().st_mode & 0o777 == 0o600
-        assert "s3cret-value" in credentials.read_text()
-        assert "s3cret-value" not in given.stdout + given.stderr
+    given = run_role(tmp_path, "endpoint", {**variables, **secret}, private_system=True)
+    assert given.returncode == 0, given.stdout + given.stderr
+    # What it wrote outside its own directories: the credentials (and their directory) and the unit.
+    assert {f"{credentials} file", f"{unit} file"} <= set(given.system_changes), given.system_changes
+    assert all(c.startswith(("/etc/globus-compute ", f"{credentials} ", f"{unit} ")) for c in given.system_changes)
+    assert system_path(tmp_path, credentials).stat().st_mode & 0o777 == 0o600
+    assert "s3cret-value" in system_path(tmp_path, credentials).read_text()
+    assert "s3cret-value" not in given.stdout + given.stderr
 
-        taken_out = run_role(tmp_path, "endpoint", variables)
-        assert taken_out.returncode == 0, taken_out.stdout + taken_out.stderr
-        assert not credentials.exists()
-        assert unit.exists()
-    finally:
-        credentials.unlink(missing_ok=True)
-        unit.unlink(missing_ok=True)
+    taken_out = run_role(tmp_path, "endpoint", variables, private_system=True)
+    assert taken_out.returncode == 0, taken_out.stdout + taken_out.stderr
+    # The credentials are gone (the directory stays, as the machine's may hold others); the unit stays.
+    assert f"{unit} file" in taken_out.system_changes
+    assert all(c.startswith(("/etc/globus-compute ", f"{unit} ")) for c in taken_out.system_changes)
+    assert not system_path(tmp_path, credentials).exists()
+    assert "s3cret-value" not in system_path(tmp_path, unit).read_text()

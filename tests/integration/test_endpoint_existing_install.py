@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from accounts import tree_digest
 from role_runner import ROOT, assert_fails_with, run_role
 from test_template_render import deploy_runtime
 
@@ -49,17 +50,26 @@ def run_endpoint(tmp_path: Path, site: Path, **variables: object):
     )
 
 
-def snapshot(directory: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(directory.iterdir())}
+def modes(directory: Path) -> dict[str, str]:
+    """Each entry's owner, group and permission bits (the directory itself as ".")."""
+    return {
+        name: entry.split()[0] + " " + oct(int(entry.split()[1], 8) & 0o7777)
+        for name, entry in tree_digest(directory).items()
+    }
 
 
 def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_input(tmp_path: Path, site: Path) -> None:
     result = run_endpoint(tmp_path, site)
     assert result.returncode == 0, result.stdout + result.stderr
     directory = tmp_path / "gc" / "hpc"
-    assert sorted(snapshot(directory)) == ["config.yaml", "user_environment.yaml"]
-    assert directory.stat().st_mode & 0o777 == 0o700
-    # The template and schema stay where python_envs installed them: config.yaml names them.
+    me = f"{os.getuid()}:{os.getgid()}"
+    # The owner's alone: it holds secrets. The template and schema stay where
+    # python_envs installed them: config.yaml names them.
+    assert modes(directory) == {
+        ".": f"{me} 0o700",
+        "config.yaml": f"{me} 0o600",
+        "user_environment.yaml": f"{me} 0o600",
+    }
     assert yaml.safe_load((directory / "config.yaml").read_text()) == {
         "display_name": "existing install",
         "user_config_template_path": str(site / "runtime" / "user_config_template.yaml.j2"),
@@ -81,10 +91,11 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
     worker_init = yaml.safe_load(rendered.stdout)["engine"]["provider"]["worker_init"]
     assert worker_init.endswith("worker-env.sh 3.12 4.19.0 || exit 1")
 
-    before = snapshot(directory)
+    # Contents, modes and owners, of the endpoint's directory and of its fact.
+    before = {path: tree_digest(path) for path in (tmp_path / "gc", tmp_path / "facts")}
     bad = run_endpoint(tmp_path, site, endpoint_config_extra={"no_such_field": 1})
     assert_fails_with(bad, "does not load (config.yaml); nothing was replaced", "no_such_field")
-    assert snapshot(directory) == before
+    assert {path: tree_digest(path) for path in before} == before
 
     again = run_endpoint(tmp_path, site)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout

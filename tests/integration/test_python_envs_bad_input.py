@@ -20,7 +20,8 @@ def run_python_envs(tmp_path: Path, **variables: object):
         "python_envs_owner": getpass.getuser(),
         "python_envs_uv": str(ROOT / ".venv" / "bin" / "uv"),
     }
-    return run_role(tmp_path, "python_envs", {**base, **variables})
+    # Every system tree watched too (/etc/ansible, /opt/hpc_globus_compute ...).
+    return run_role(tmp_path, "python_envs", {**base, **variables}, private_system=True)
 
 
 @pytest.mark.parametrize(

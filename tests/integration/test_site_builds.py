@@ -49,13 +49,16 @@ def site() -> Iterator[Path]:
 
 
 def fake_flock(directory: Path, behaviour: str) -> Path:
-    """A flock(1) on PATH that fails as on a filesystem without locks, or grants every lock at once."""
+    """A flock(1) on PATH that fails as on a filesystem without locks, or grants every lock at once.
+    Each call appends its caller's pid and its arguments to flock.log beside it, so that a test
+    shows the shim, not the real flock, was the one the builders ran."""
     directory.mkdir(exist_ok=True)
     script = directory / "flock"
+    log = f'echo "$PPID $*" >>{directory / "flock.log"}\n'
     if behaviour == "fails":
-        script.write_text('#!/bin/sh\necho "flock: 11: Function not implemented" >&2\nexit 1\n')
+        script.write_text(f'#!/bin/sh\n{log}echo "flock: 11: Function not implemented" >&2\nexit 1\n')
     else:
-        script.write_text("#!/bin/sh\nexit 0\n")
+        script.write_text(f"#!/bin/sh\n{log}exit 0\n")
     script.chmod(0o755)
     return directory
 
@@ -161,6 +164,9 @@ def test_a_storm_of_builders_each_ends_with_a_published_environment_users_run(
             assert all(err == "" for _, _, err in results), results
         else:
             assert 1 <= len(made) <= STORM, made
+            # Every builder asked the shim for the one build lock, once.
+            calls = sorted((shim / "flock.log").read_text().splitlines())
+            assert calls == sorted(f"{p.pid} -w 120 9" for p in storm), calls
         if locks == "fails":
             assert all(err.count("building without it") == 1 for _, _, err in results), results
         # Every build left is complete; the published one runs for a user.

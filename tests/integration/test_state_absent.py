@@ -54,14 +54,18 @@ def absent_removes_what_python_envs_made(tmp_path: Path, site: Path) -> None:
     before = checksums(site)
     offline = offline_policy(tmp_path)
 
-    made = run_role(tmp_path, "python_envs", python_envs_vars(site), env=offline)
+    made = run_role(tmp_path, "python_envs", python_envs_vars(site), env=offline, private_system=True)
     assert made.returncode == 0, made.stdout + made.stderr
     assert (site / "runtime" / "envs" / "py3.11-gce4.19.0" / ".ready").is_file()
     assert (site / "facts" / "hpc_globus_compute_envs.fact").is_file()
 
-    removed = run_role(tmp_path, "python_envs", {**python_envs_vars(site), "python_envs_state": "absent"})
+    removed = run_role(
+        tmp_path, "python_envs", {**python_envs_vars(site), "python_envs_state": "absent"}, private_system=True
+    )
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert checksums(site) == before
+    # And outside it: nothing the two runs wrote in the system trees is left.
+    assert removed.system_changes in ([], None), removed.system_changes
 
     again = run_role(tmp_path, "python_envs", {**python_envs_vars(site), "python_envs_state": "absent"})
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
@@ -78,9 +82,6 @@ def test_python_envs_absent_removes_its_empty_directories_only(tmp_path: Path) -
     assert set(checksums(site)) == set(before) - {"runtime"}
 
 
-# As root the role removes /etc/globus-compute when it is empty, and the
-# credentials test fills and empties it: the two never run at the same time.
-@pytest.mark.xdist_group("etc_globus_compute")
 def test_endpoint_absent_removes_what_it_made(tmp_path: Path) -> None:
     site = tmp_path / "site"
     (tmp_path / "runtime").mkdir()
@@ -100,13 +101,14 @@ def test_endpoint_absent_removes_what_it_made(tmp_path: Path) -> None:
     }
     before, runtime_before, gce_before = checksums(site), checksums(runtime), checksums(GCE.parent)
 
-    made = run_role(tmp_path, "endpoint", variables)
+    made = run_role(tmp_path, "endpoint", variables, private_system=True)
     assert made.returncode == 0, made.stdout + made.stderr
     assert (site / "gc" / "hpc" / "config.yaml").is_file()
 
-    removed = run_role(tmp_path, "endpoint", {**variables, "endpoint_state": "absent"})
+    removed = run_role(tmp_path, "endpoint", {**variables, "endpoint_state": "absent"}, private_system=True)
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert checksums(site) == before
+    assert removed.system_changes in ([], None), removed.system_changes
     # What the role did not make (an existing install, the template's source) is untouched.
     assert checksums(runtime) == runtime_before
     assert checksums(GCE.parent) == gce_before

@@ -224,11 +224,22 @@ def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> N
             variables |= {"endpoint_install_root": f"{home}/.e", "endpoint_bin_dir": f"{home}/.local/bin"}
             expected = "endpoint_install_root"
         elif layout == "executable through the account's link":
-            # root's own endpoint, reached through a link the account can re-point while root runs it.
-            assert as_user(login, f"ln -s {GCE.parent.parent} {home}/gce").returncode == 0
+            # root's own endpoint, reached through a link the account can re-point while root runs it:
+            # its Python is root's too, and notes each run (by anybody) before it is the real one.
+            program = home.parent / "root-gce" / "bin" / GCE.name
+            program.parent.mkdir(parents=True)
+            runs = home.parent / "runs"
+            runs.mkdir()
+            runs.chmod(0o777)
+            marker = runs / "log"
+            python = program.with_name("python")
+            python.write_text(f'#!/bin/sh\necho "$(id -un) $*" >>{marker}\nexec {GCE.with_name("python")} "$@"\n')
+            python.chmod(0o755)
+            program.write_text(f"#!{python}\n" + GCE.read_text().split("\n", 1)[1])
+            program.chmod(0o755)
+            assert as_user(login, f"ln -s {program.parent.parent} {home}/gce").returncode == 0
             variables |= {"endpoint_install_method": "none", "endpoint_executable": f"{home}/gce/bin/{GCE.name}"}
             expected = f"belongs to {login}"
-            marker = home.parent / "never-made"
         else:
             fake = home / "gce"
             marker = home.parent / "ran"
@@ -244,6 +255,12 @@ def test_root_runs_no_endpoint_of_the_accounts(tmp_path: Path, layout: str) -> N
         assert not (home / ".globus_compute").exists()
         if layout != "install root in the home":
             assert not marker.exists()
+        if layout == "executable through the account's link":
+            # The same program named by its own path is run: the marker is one a run does make.
+            variables["endpoint_executable"] = str(program)
+            direct = run_role(tmp_path, "endpoint", variables)
+            assert direct.returncode == 0, direct.stdout + direct.stderr
+            assert marker.read_text().startswith(("root ", f"{login} ")), marker.read_text()
 
 
 def test_a_partly_refused_install_is_recorded_and_removed_by_absent(tmp_path: Path) -> None:

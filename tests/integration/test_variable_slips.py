@@ -2,8 +2,10 @@
 
 Each runs the real role (or site.yml) on this machine against an existing
 deployment in a private directory, and checks that a slip fails naming the
-variable, in a short message, with every file unchanged; and that `-e` strings
-take effect with their type.
+variable, in a short message, with every file unchanged: the private directory
+by checksum, and (as root) every system tree, /etc/uv and /var/lib included,
+through overlays that list whatever path a run wrote (role_runner); and that
+`-e` strings take effect with their type.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ def test_a_slip_fails_naming_the_variable_and_changes_nothing(
         "uv": {"uv_scope": "system", "uv_bin_dir": str(site / "bin"), "uv_controller_cache_dir": str(site / "cache")},
     }[role]
     before = checksums(site)
-    result = run_role(site.parent, role, {**base, **variables}, args=args)
+    result = run_role(site.parent, role, {**base, **variables}, args=args, private_system=True)
     assert_refused(result, site, before, *shown)
 
 
@@ -162,7 +164,10 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
     shim.chmod(0o755)
     before = checksums(site)
     result = run_role(
-        site.parent, "python_envs", {**python_envs_vars(site), "python_envs_interpreter_paths": {"3.11": str(shim)}}
+        site.parent,
+        "python_envs",
+        {**python_envs_vars(site), "python_envs_interpreter_paths": {"3.11": str(shim)}},
+        private_system=True,
     )
     assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "cannot be run by nobody")
 
@@ -197,12 +202,14 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
         "python_envs",
         python_envs_vars(site),
         args=["--check", "-v", "--tags=python_envs_build", "-e", "python_envs_prune=true"],
+        private_system=True,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Unpublish environments that left the matrix" in output
     assert '"stdout_lines": ["would unpublish py3.9-gce2.0.0"]' in output
     assert checksums(site) == before
+    assert result.system_changes in ([], None)
 
 
 @NEEDS_ROOT
@@ -229,7 +236,9 @@ def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown
         **slip.get("vars", {}),
     }
     before = checksums(site)
-    result = run_playbook(site.parent, "hpc.globus_compute.site", variables, args=slip.get("args", []))
+    result = run_playbook(
+        site.parent, "hpc.globus_compute.site", variables, args=slip.get("args", []), private_system=True
+    )
     assert_refused(result, site, before, *shown)
     # The rollout never started: the refusal came from the first play.
     assert "PLAY [Roll out" not in result.stdout
@@ -298,7 +307,7 @@ def test_a_mapping_the_endpoint_refuses_names_it_and_changes_nothing(
         "endpoint_identity_mapping": mapping,
         "endpoint_identity_mapping_samples": samples,
     }
-    result = run_role(site.parent, "endpoint", variables)
+    result = run_role(site.parent, "endpoint", variables, private_system=True)
     assert_refused(result, site, before, *shown)
 
 

@@ -10,6 +10,7 @@ from conftest import (
     assert_nothing_writable_by_others,
     node,
     read_json,
+    recorded_paths,
     render_endpoint,
     run_as,
     sdk_runtime,
@@ -159,11 +160,16 @@ def test_check_mode_reports_but_changes_nothing(runs) -> None:
     assert "changed=0" not in check["recap"][0]
 
 
-def test_the_listing_covers_every_path_the_roles_record(runs, single_runs) -> None:
-    for observed in (runs["restore"], single_runs["restore"]):
-        listing = int(observed["listed"])
-        # Runtime, environments, endpoint directory, wrapper, facts, uv: far more than the five endpoint files.
-        assert listing > 100, observed
+def test_the_listing_covers_every_path_the_roles_record(multi, single, runs, single_runs) -> None:
+    for host, observed in ((multi, runs["restore"]), (single, single_runs["restore"])):
+        # What the bad-input runs were compared on: each path listed, and all below it.
+        roots = observed["roots"]
+        recorded = recorded_paths(host)
+        uncovered = [p for p in recorded if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)]
+        assert uncovered == [], f"recorded but not listed: {uncovered}; listed: {roots}"
+        # The runtime's template and the environments are among them, which the refused runs rewrite.
+        facts = read_json(host, "/etc/ansible/facts.d/hpc_globus_compute_envs.fact")
+        assert {facts["root"], facts["runtime_dir"]} <= set(recorded)
 
 
 @pytest.mark.parametrize(
