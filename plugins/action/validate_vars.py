@@ -26,6 +26,9 @@ TYPED = {"bool", "int", "float", "list", "dict"}
 # Shell code, taken as written: bash's ${#ARR[@]} must not be read as a Jinja
 # comment. Returned untemplated (and untrusted, so never templated later).
 VERBATIM = {"python_envs_worker_init_prefix"}
+# What the roles publish as facts (record.yml): a role that runs again in the same
+# play sees its own, which is no slip.
+PUBLISHED = {"endpoint_deployed", "python_envs_deployed"}
 SHOWN = 120
 
 
@@ -77,7 +80,7 @@ class ActionModule(ActionBase):
         # A name with the role's prefix that the role does not know is a slip
         # that would otherwise be ignored silently.
         prefix = role + "_"
-        for name in sorted(n for n in task_vars if n.startswith(prefix) and n not in options):
+        for name in sorted(n for n in task_vars if n.startswith(prefix) and n not in options and n not in PUBLISHED):
             close = difflib.get_close_matches(name, list(options), n=1)
             hint = f"did you mean {close[0]}?" if close else f"see the options of hpc.globus_compute.{role}"
             problems.append(f"{name} is not a variable of hpc.globus_compute.{role}: {hint}")
