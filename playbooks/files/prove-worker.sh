@@ -4,15 +4,16 @@
 # config for that user_runtime, runs its worker_init as USER, and prints one
 # line with what the worker got.
 #
-#   prove-worker.sh EXECUTABLE NAME ENDPOINT_DIR USER PYTHON ENDPOINT
+#   prove-worker.sh EXECUTABLE INTERPRETER NAME ENDPOINT_DIR USER PYTHON ENDPOINT
+#
+# INTERPRETER is the endpoint's own Python (endpoint_deployed.python), which
+# reads the rendered YAML.
 set -euo pipefail
-executable=$1 name=$2 dir=$3 user=$4 python=$5 endpoint=$6
+executable=$1 interpreter=$2 name=$3 dir=$4 user=$5 python=$6 endpoint=$7
 scratch=$(mktemp -d)
 chmod 0755 "$scratch"
 trap 'rm -rf "$scratch"' EXIT
 
-# The endpoint's own interpreter reads its YAML.
-interpreter=$(sed -n '1s/^#! *//p' "$executable")
 printf '{"globus_compute_sdk_version": "%s", "python_version": "%s.0", "python": {"version": "%s.0", "version_tuple": [%s, %s, 0, "final", 0]}}' \
   "$endpoint" "$python" "$python" "${python%%.*}" "${python#*.}" >"$scratch/runtime.json"
 GLOBUS_COMPUTE_USER_DIR=$(dirname "$dir") "$executable" render-user-config -e "$name" \
@@ -27,7 +28,10 @@ python -c 'import sys, importlib.metadata as m; print("python %d.%d, globus-comp
 PROBE
 chmod 0644 "$scratch/worker_init.sh"
 
-run=(bash "$scratch/worker_init.sh")
+# In the user's home from the passwd database, as the endpoint starts a
+# user's workers, whatever HOME this run was given.
+home=$(getent passwd "$user" | cut -d: -f6)
+run=(env HOME="$home" bash "$scratch/worker_init.sh")
 if [[ $(id -un) != "$user" ]]; then
   run=(runuser -u "$user" -- "${run[@]}")
 fi

@@ -29,7 +29,7 @@ VERBATIM = {"python_envs_worker_init_prefix"}
 SHOWN = 120
 # Facts the roles publish for each other, not variables to set: a role run
 # twice in one play must not take its own result for a slip.
-PUBLISHED = {"uv_installed", "endpoint_deployed"}
+PUBLISHED = {"uv_installed", "python_envs_deployed", "endpoint_deployed"}
 
 
 def _show(value: object) -> str:

@@ -1,0 +1,90 @@
+"""`make run` (inventories/local) with HOME elsewhere installs into the account's home, and says so once.
+
+site.yml runs for real as root on this machine with the local inventory; the
+account's home in the passwd database is a private directory (role_runner),
+and HOME names another, as after `sudo` without -H. uv comes from a release
+tarball of the project's uv, the builds from the offline wheelhouse. The
+closing report starts a worker in what python_envs deployed; run after the
+endpoint alone, it says that no site environment was deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from accounts import is_root, uv_release
+from artifacts import offline_policy
+from role_runner import ROOT, listing, run_playbook
+from test_endpoint_existing_install import GCE
+from test_template_render import deploy_runtime
+
+pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: the passwd home is replaced in a mount namespace")
+
+
+def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Path) -> None:
+    tarball, version = uv_release(tmp_path)
+    other = tmp_path / "other-home"
+    other.mkdir()
+    variables = {
+        "uv_source": "controller",
+        "uv_controller_archive": str(tarball),
+        "uv_version": version,
+        "uv_controller_cache_dir": str(tmp_path / "uv-cache"),
+        "endpoint_python": "/usr/bin/python3.11",
+        "python_envs_interpreter_paths": {"3.11": "/usr/bin/python3.11"},
+    }
+    env = {"HOME": str(other), "USER": "root", **offline_policy(tmp_path)}
+    result = run_playbook(
+        tmp_path, str(ROOT / "playbooks" / "site.yml"), variables, ["-i", str(ROOT / "inventories" / "local")], env
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    home = tmp_path / "home"
+    said = [line for line in output.splitlines() if "home: HOME is" in line]
+    assert said == [f'    "msg": "home: HOME is {other}, but root\'s home is {home}; the roles use {home}."'], said
+    assert listing(other) == []
+    for path in (
+        ".local/bin/uv",
+        ".globus_compute/runtime/worker-env.sh",
+        ".globus_compute/envs/py3.11-gce4.19.0/bin/python",
+        ".globus_compute/hpc/config.yaml",
+        ".local/bin/globus-compute-endpoint",
+        ".local/share/hpc_globus_compute/endpoint/globus-compute-endpoint/bin/python",
+    ):
+        assert (home / path).exists(), path
+    # The closing report started a worker in the environment python_envs built.
+    assert "as root: worker-env: py3.11-gce4.19.0 site" in output, output
+    assert "python 3.11, globus-compute-endpoint 4.19.0" in output, output
+
+
+def test_the_report_after_the_endpoint_alone_says_no_site_environment_was_deployed(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    deploy_runtime(site)
+    playbook = tmp_path / "endpoint-and-report.yml"
+    playbook.write_text(
+        "- ansible.builtin.import_playbook: hpc.globus_compute.endpoint\n"
+        "- ansible.builtin.import_playbook: hpc.globus_compute.report\n"
+    )
+    variables = {
+        "endpoint_owner": "root",
+        "endpoint_mode": "single_user",
+        "endpoint_install_method": "none",
+        "endpoint_executable": str(GCE),
+        "endpoint_config_dir": str(tmp_path / "gc" / "hpc"),
+        "endpoint_user_config_template_src": str(site / "runtime" / "user_config_template.yaml.j2"),
+        "endpoint_user_config_schema_src": str(site / "runtime" / "user_config_schema.json"),
+        "endpoint_facts_dir": str(tmp_path / "facts"),
+        "endpoint_service": False,
+    }
+    result = run_playbook(tmp_path, str(playbook), variables)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    fact = json.loads((tmp_path / "facts" / "hpc_globus_compute_endpoint_hpc.fact").read_text())
+    # The console script's own first line, read where the link leads.
+    assert fact["python"] == str(Path(os.path.realpath(GCE)).parent / "python")
+    assert f'"endpoint hpc ({tmp_path}/gc/hpc, globus-compute-endpoint 4.19.0)",' in output, output
+    assert '"no site environment: python_envs built none on this host in this run"' in output, output
