@@ -82,7 +82,11 @@ def test_compute_nodes_have_no_endpoint() -> None:
             "/etc/systemd/system/globus-compute-endpoint-hpc.service",
         ):
             assert not host.file(path).exists, (name, path)
-        facts = host.run("ls -A /etc/ansible/facts.d").stdout.split()
+        listing = host.run("ls -A /etc/ansible/facts.d")
+        assert listing.rc == 0, (name, listing.stderr)
+        facts = listing.stdout.split()
+        # python_envs ran there: its fact, and no endpoint's.
+        assert "hpc_globus_compute_envs.fact" in facts, (name, facts)
         assert not [f for f in facts if f.startswith("hpc_globus_compute_endpoint")], (name, facts)
 
 

@@ -93,19 +93,20 @@ def test_rendered_worker_init_activates_the_site_environment(request, name: str,
 
 def test_missing_environment_is_built_once_per_user_then_fast(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.14"))
-    run_as(sid, "alice", forget_user_envs("~/.globus_compute/envs", "py3.14-*"))
+    assert run_as(sid, "alice", forget_user_envs("~/.globus_compute/envs", "py3.14-*")).rc == 0
     first = start_worker(sid, "alice", worker_init)
     assert first.rc == 0, first.stderr
     assert first.stdout.split()[:2] == ["3.14", GCE_VERSION]
     assert f"py3.14-gce{GCE_VERSION} built /home/alice/.globus_compute/envs/" in first.stderr
     second = start_worker(sid, "alice", worker_init)
+    assert (second.rc, second.stdout) == (0, first.stdout), second.stderr
     assert f"py3.14-gce{GCE_VERSION} user /home/alice/" in second.stderr
 
 
 def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.15"))
     envs = "/home/bob/.globus_compute/envs"
-    run_as(sid, "bob", f"mkdir -p {envs}")
+    assert run_as(sid, "bob", f"mkdir -p {envs}").rc == 0
     before = sid.check_output(f"ls -A {envs}")
     result = start_worker(sid, "bob", worker_init)
     assert result.rc != 0
@@ -163,7 +164,7 @@ def test_an_old_sdk_gets_the_python_of_its_sys_version(bookworm) -> None:
 
 def test_sixty_four_simultaneous_starts_build_once(sid) -> None:
     worker_init = render_worker_init(sid, sdk_runtime("3.14"), user="bob")
-    run_as(sid, "bob", forget_user_envs("~/.globus_compute/envs", "py3.14-*"))
+    assert run_as(sid, "bob", forget_user_envs("~/.globus_compute/envs", "py3.14-*")).rc == 0
     pythons, hows = storm(sid, "bob", worker_init, 64)
     assert pythons == ["3.14"] * 64
     assert sorted(hows) == ["built"] + ["waited"] * 63

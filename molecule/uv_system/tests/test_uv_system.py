@@ -15,10 +15,11 @@ def test_binaries_are_root_owned_and_report_the_pinned_version(host, name: str) 
 
 
 def test_no_virtualenv_or_wheel_is_left_on_the_node(host) -> None:
-    assert host.run("find / -xdev -name 'uv-*.whl' -o -xdev -name 'uv-*.tar.gz'").stdout == ""
-    assert host.run("find / -xdev -path /proc -prune -o -name 'uv' -type f -print").stdout.split() == [
-        "/usr/local/bin/uv"
-    ]
+    archives = host.run("find / -xdev -name 'uv-*.whl' -o -xdev -name 'uv-*.tar.gz'")
+    assert (archives.rc, archives.stdout) == (0, "")
+    binaries = host.run("find / -xdev -path /proc -prune -o -name 'uv' -type f -print")
+    assert binaries.rc == 0, binaries.stderr
+    assert binaries.stdout.split() == ["/usr/local/bin/uv"]
 
 
 def test_site_policy_is_the_uv_config_variable(host) -> None:

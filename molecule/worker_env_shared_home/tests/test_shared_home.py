@@ -13,7 +13,7 @@ STARTS_PER_NODE = 16
 def test_simultaneous_starts_on_four_nodes_build_once() -> None:
     hosts = [node(name) for name in NODES]
     worker_init = render_worker_init(hosts[0], sdk_runtime("3.14"), user="dana")
-    hosts[0].run(forget_user_envs("/shared/dana/.globus_compute/envs", "py3.14-*"))
+    assert hosts[0].run(forget_user_envs("/shared/dana/.globus_compute/envs", "py3.14-*")).rc == 0
     with ThreadPoolExecutor(len(hosts)) as pool:
         results = list(pool.map(lambda h: storm(h, "dana", worker_init, STARTS_PER_NODE), hosts))
     pythons = [p for ran, _ in results for p in ran]
