@@ -82,8 +82,6 @@ def test_a_venv_whose_console_script_is_a_shell_trampoline_is_checked_with_its_p
     assert deployed(site)["python"] == str(python)
     assert sorted(p.name for p in (site / "gc" / "hpc").iterdir()) == [
         "config.yaml",
-        "user_config_schema.json",
-        "user_config_template.yaml.j2",
         "user_environment.yaml",
     ]
 
