@@ -37,9 +37,11 @@ OTHER_UV = "0.13.8"
 # A no-op run's module executions on this host: 77 before the probes.
 NOOP_MODULES_MAX = 24
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"
-)
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"),
+    # site.yml stages uv in this machine's /var/lib/hpc_globus_compute/stage, as test_one_home does.
+    pytest.mark.xdist_group("machine_uv_stage"),
+]
 
 
 @pytest.fixture

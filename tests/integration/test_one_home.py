@@ -21,13 +21,18 @@ from role_runner import ROOT, listing, run_playbook
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
 
-pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: the passwd home is replaced in a mount namespace")
+pytestmark = [
+    pytest.mark.skipif(not is_root(), reason="needs root: the passwd home is replaced in a mount namespace"),
+    # site.yml stages uv in this machine's /var/lib/hpc_globus_compute/stage, as test_noop_drift does.
+    pytest.mark.xdist_group("machine_uv_stage"),
+]
 
 
 def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Path) -> None:
     tarball, version = uv_release(tmp_path)
     other = tmp_path / "other-home"
     other.mkdir()
+    untouched = listing(other)
     variables = {
         "uv_source": "controller",
         "uv_controller_archive": str(tarball),
@@ -45,7 +50,7 @@ def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Pa
     home = tmp_path / "home"
     said = [line for line in output.splitlines() if "home: HOME is" in line]
     assert said == [f'    "msg": "home: HOME is {other}, but root\'s home is {home}; the roles use {home}."'], said
-    assert listing(other) == []
+    assert listing(other) == untouched
     for path in (
         ".local/bin/uv",
         ".globus_compute/runtime/worker-env.sh",

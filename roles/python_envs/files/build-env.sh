@@ -182,6 +182,13 @@ trusted() { # path...
   done
 }
 
+# Root follows no link another account planted: a root, and its .builds,
+# that an account other than root and this one can change is refused.
+own_root() { # root
+  [[ ! -e $1 ]] || trusted "$1" >/dev/null || return 1
+  [[ ! -e $1/.builds && ! -L $1/.builds ]] || trusted "$1/.builds" >/dev/null
+}
+
 check=false probe=false prune=false account=nobody want=
 while [[ ${1:-} == --* ]]; do
   case $1 in
@@ -213,6 +220,7 @@ if $prune; then
     exit 2
   fi
   sweep_check=$check
+  own_root "$root" || exit 2
   shopt -s nullglob
   # Unpublish the site's environments that are not kept: links to a build
   # directly under .builds (a user's, in a root a per-user deployment shares,
@@ -385,6 +393,7 @@ if $check; then
 fi
 
 umask 022
+own_root "$root" || exit 2
 build_host
 mkdir -p "$root/.builds"
 # A lock file others can read is one they can hold: this one is the owner's

@@ -240,9 +240,10 @@ __worker_env_started() { # env: record this start as the environment's last, for
   # unpublished build stays for the site's grace, for the workers in it, so a
   # start holds no lock and runs no process.
   local lock=${1%/*}/.${1##*/}.lock
-  # A link may point anywhere (/etc/passwd), which the truncation below would empty.
-  if [[ -L $lock || (-e $lock && ! -f $lock) ]]; then
-    __worker_env_note="; $lock is not a regular file: this start is not recorded"
+  # A link may point anywhere (/etc/passwd), which the truncation below would
+  # empty; so may a hard link, which only content betrays: the record is empty.
+  if [[ -L $lock || (-e $lock && ! -f $lock) || -s $lock ]]; then
+    __worker_env_note="; $lock is not an empty regular file: this start is not recorded"
   elif [[ -e $lock ]]; then
     : >|"$lock" 2>/dev/null || :
   else
@@ -313,11 +314,19 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
   fi
   # Never a build in /.globus_compute, nor one relative to wherever the job runs.
   # Slashes alone (/, //, ///) are the root too.
-  if [[ ${HOME:-} != /* || -z ${HOME//\//} ]]; then
+  # Not / however written (//, /., /..): root would build in /.globus_compute.
+  if [[ ${HOME:-} != /* || -z ${HOME//\//} || /$HOME/ == */./* || /$HOME/ == */../* ]]; then
     out='unset'
     [[ -n ${HOME+set} ]] && out="'${HOME:0:120}'"
     __worker_env_say "no environment for $what${*:+ and $*}: HOME is $out, not the absolute path of a home directory;" \
       "per-user environments live under it"
+    return 1
+  fi
+  # Only one's own home: root with a user's HOME (sudo that keeps it) would
+  # create and write through that user's links.
+  if [[ ! -O $HOME ]]; then
+    __worker_env_say "no environment for $what${*:+ and $*}: HOME ${HOME:0:120} is not this account's;" \
+      "per-user environments live only in one's own home"
     return 1
   fi
   env="$HOME/$WORKER_ENV_USER_ROOT/$name"
