@@ -93,7 +93,15 @@ def variables(site: Path, login: str) -> dict[str, object]:
 
 
 def site_run(tmp: Path, site: Path, login: str, *args: str) -> tuple[dict[str, int], str]:
-    result = run_playbook(tmp, "hpc.globus_compute.site", variables(site, login), ["-vvv", *args], offline_policy(site))
+    # The machine's /var (uv's stage) and /etc stay out of it: other tests stage other policies there.
+    result = run_playbook(
+        tmp,
+        "hpc.globus_compute.site",
+        variables(site, login),
+        ["-vvv", *args],
+        offline_policy(site),
+        private_system=True,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     recap = re.search(r"^localhost +: (.*)$", result.stdout, re.M)
