@@ -151,7 +151,7 @@ owned_components() { # path: every component of it, without following the last l
   local -a parts
   me=$(id -un)
   IFS=/ read -r -a parts <<<"${path#/}"
-  for part in / "${parts[@]}"; do
+  for part in / ${parts[@]+"${parts[@]}"}; do
     [[ -n $part ]] || continue
     if [[ $part == / ]]; then prefix=/; else prefix=${prefix%/}/$part; fi
     read -r owner mode < <(stat -c '%U %a' -- "$prefix")
@@ -304,9 +304,9 @@ runnable() { # python [--build]
       return 3
     fi
     command -v setpriv >/dev/null || no_setpriv "$python" || return
-    runner=(setpriv --reuid="$uid" --regid="$gid" --init-groups -- "${runner[@]}")
+    runner=(setpriv --reuid="$uid" --regid="$gid" --init-groups -- ${runner[@]+"${runner[@]}"})
   fi
-  if out=$("${runner[@]}" "$python" - "${2:-}" 2>&1 <<'PY'
+  if out=$(${runner[@]+"${runner[@]}"} "$python" - "${2:-}" 2>&1 <<'PY'
 import os, sys
 if sys.argv[1:] == ["--build"]:
     import globus_compute_endpoint
