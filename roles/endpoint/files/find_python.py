@@ -69,7 +69,7 @@ def exec_target(who: str, lines: list[str]) -> str:
 
 def find(executable: str) -> str:
     path = executable
-    for _ in range(DEPTH):
+    for _level in range(DEPTH):
         if PYTHON.match(os.path.basename(path)):
             return path
         who = "it" if path == executable else path

@@ -72,6 +72,7 @@ def render(staged: Path, python: str, endpoint: str) -> str:
         capture_output=True,
         text=True,
         env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(check / "gc")},
+        check=False,
     )
     if done.returncode != 0:
         raise Refused(f"{TEMPLATE_PARTS}: the new user config template does not render: {last_line(done.stderr)}")
@@ -136,6 +137,7 @@ def as_account(account: str, script: str) -> subprocess.CompletedProcess[str]:
             env=env,
             cwd="/",
             timeout=START_TIMEOUT,
+            check=False,
             **ids,
         )
     except subprocess.TimeoutExpired:
@@ -143,7 +145,7 @@ def as_account(account: str, script: str) -> subprocess.CompletedProcess[str]:
 
 
 def start(worker_init: str, staged: Path, runtime: str, account: str, python: str, endpoint: str) -> None:
-    parsed = subprocess.run(["bash", "-n", "-c", worker_init], capture_output=True, text=True)
+    parsed = subprocess.run(["bash", "-n", "-c", worker_init], capture_output=True, text=True, check=False)
     if parsed.returncode != 0:
         raise Refused(f"python_envs_worker_init_prefix: bash cannot parse the worker_init: {last_line(parsed.stderr)}")
     source = f"\\builtin source {shlex.quote(runtime)}/worker-env.sh "
