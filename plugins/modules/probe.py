@@ -108,7 +108,6 @@ import hashlib
 import os
 import pwd
 import stat
-import subprocess
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -146,7 +145,7 @@ def open_parent(home: str, path: str) -> tuple[int, str] | None:
     return fd, parts[-1]
 
 
-def look(path: str, home: str | None, read: bool, version: bool) -> dict[str, object]:
+def look(module: AnsibleModule, path: str, home: str | None, read: bool, version: bool) -> dict[str, object]:
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
     found.update(uid=-1, gid=-1)
     found.update(sha256="", content="", version="")
@@ -186,8 +185,8 @@ def look(path: str, home: str | None, read: bool, version: bool) -> dict[str, ob
         if read and len(head) <= MAX_READ:
             found["content"] = head.decode("utf-8", errors="replace")
         if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
-            ran = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60, check=False)
-            found["version"] = ran.stdout + ran.stderr
+            _rc, out, err = module.run_command([path, "--version"])
+            found["version"] = out + err
         return found
     finally:
         if parent is not None:
@@ -201,7 +200,7 @@ def run(module: AnsibleModule) -> dict[str, object]:
         key = entry["path"] if home is None else f"{home.rstrip('/')}/{entry['path']}"
         if home is None and not entry["path"].startswith("/"):
             raise ValueError(f"path: '{entry['path']}' must be absolute, or below a home")
-        files[key] = look(entry["path"], home, entry.get("read", False), entry.get("version", False))
+        files[key] = look(module, entry["path"], home, entry.get("read", False), entry.get("version", False))
     return {"changed": False, "files": files}
 
 

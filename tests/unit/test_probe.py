@@ -6,6 +6,7 @@ import getpass
 import hashlib
 import os
 import stat
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,9 +16,15 @@ from ansible_collections.hpc.globus_compute.plugins.modules.probe import run
 ME = getpass.getuser()
 
 
+def run_command(argv: list[str]) -> tuple[int, str, str]:
+    """AnsibleModule.run_command as the module calls it: a real run of argv."""
+    ran = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    return ran.returncode, ran.stdout, ran.stderr
+
+
 def probe(*paths: dict) -> dict:
     entries = [{"home": None, "read": False, "version": False, **p} for p in paths]
-    module = SimpleNamespace(params={"paths": entries}, check_mode=False)
+    module = SimpleNamespace(params={"paths": entries}, check_mode=False, run_command=run_command)
     return run(module)["files"]  # type: ignore[arg-type]
 
 
