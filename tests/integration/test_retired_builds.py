@@ -160,3 +160,20 @@ def test_only_a_dead_build_of_this_hosts_boot_and_pid_namespace_goes_at_once(whe
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_prune_in_check_mode_writes_nothing(tmp_path: Path) -> None:
+    """A mangled retirement record, and one left on a build published again: --check leaves both as they are."""
+    root = tmp_path / "root"
+    mangled = root / ".builds" / f"{NAME}-aaaa.host.0.0-1"
+    relinked = root / ".builds" / f"{NAME}-bbbb.host.0.0-2"
+    for build_dir in (mangled, relinked):
+        build_dir.mkdir(parents=True)
+        (build_dir / ".ready").write_text("{}\n")
+        (build_dir / ".unpublished").write_text("not a time\n")
+    (root / NAME).symlink_to(f".builds/{relinked.name}")
+    before = listing(root) + [(mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
+    result = prune(root, NAME, check=True)
+    assert result.returncode == 0, result.stderr
+    after = listing(root) + [(mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
+    assert after == before

@@ -85,9 +85,9 @@ retired() { # build: when it was retired (epoch seconds) into when; 1 if it is n
   when=
   [[ -f $1/.unpublished ]] || return 1
   read -r when _ <"$1/.unpublished" 2>/dev/null || :
-  # Unreadable or mangled: retired, from now.
+  # Unreadable or mangled: retired, from now (recorded, unless only checking).
   if [[ ! $when =~ ^[0-9]+$ ]]; then
-    retire "$1"
+    ${sweep_check:-false} || retire "$1"
     printf -v when '%(%s)T' -1
   fi
 }
@@ -117,7 +117,7 @@ sweep() { # days root build...: complete builds: retire the unlinked, remove tho
   for build; do
     if linked "$root" "$build"; then
       # Published again by a builder that raced a sweep: not retired.
-      [[ ! -e $build/.unpublished ]] || rm -f "$build/.unpublished" 2>/dev/null || :
+      [[ ! -e $build/.unpublished ]] || $sweep_check || rm -f "$build/.unpublished" 2>/dev/null || :
     elif ! retired "$build"; then
       $sweep_check || retire "$build"
       said retired retire "${build#"$root/"}"
