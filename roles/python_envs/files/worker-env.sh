@@ -99,7 +99,10 @@ if (($# == 2)) && [[ $1 == 3.[0123456789] || $1 == 3.[0123456789][0123456789] ]]
   # Quiet: a missing file is the second part's to report, once.
   while IFS= read -r __worker_env_line; do
     if [[ $__worker_env_line == WORKER_ENV_SITE_ROOT=* ]]; then
-      eval "__worker_env_env=${__worker_env_line#*=}/py$1-gce$2"
+      # Only the site's value is evaluated (it is written shell-quoted); the
+      # client's versions are appended as data.
+      eval "__worker_env_env=${__worker_env_line#*=}"
+      __worker_env_env+="/py$1-gce$2"
       break
     fi
   done 2>/dev/null <"${BASH_SOURCE[0]%/*}/worker-env.conf"
