@@ -172,8 +172,8 @@ def test_a_prune_in_check_mode_writes_nothing(tmp_path: Path) -> None:
         (build_dir / ".ready").write_text("{}\n")
         (build_dir / ".unpublished").write_text("not a time\n")
     (root / NAME).symlink_to(f".builds/{relinked.name}")
-    before = listing(root) + [(mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
+    before = [*listing(root), (mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
     result = prune(root, NAME, check=True)
     assert result.returncode == 0, result.stderr
-    after = listing(root) + [(mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
+    after = [*listing(root), (mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
     assert after == before
