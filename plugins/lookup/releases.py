@@ -1,0 +1,220 @@
+# Copyright: hpc.globus_compute contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: releases
+short_description: Resolve version sets of a package from where a uv policy installs from
+description:
+  - Lists the releases of one package once, on the controller, from where a uv policy (uv.toml's keys)
+    installs from, and returns the releases each version set selects.
+  - The places are the policy's C(find-links) (directories or pages of links), and unless it says
+    C(offline) or C(no-index), its indexes (C(index-url), C(extra-index-url), C(index); PyPI when none).
+  - A set is a PEP 440 specifier, the newest N releases, or both. Pre-releases and yanked files are
+    left out unless a set asks for pre-releases.
+  - A set that selects nothing fails the lookup, with one line naming the set.
+options:
+  _terms:
+    description: The package, for example C(globus-compute-endpoint).
+    required: true
+  sets:
+    description:
+      - The version sets, each a dict with C(name) (how a failure names it), C(specifier) (PEP 440, empty
+        for every release), C(newest) (a count, or null for all) and C(prereleases) (a boolean).
+    type: list
+    elements: dict
+    required: true
+  policy:
+    description: The uv policy, as uv.toml's keys (the uv role's C(uv_config)).
+    type: dict
+    default: {}
+  variable:
+    description: The variable a failure to list the releases names.
+    type: str
+    default: releases
+  return_errors:
+    description: Return a failure as one dict with C(error) (one line) instead of failing, for an assert to show.
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: The newest two 4.x releases of globus-compute-endpoint on PyPI
+  ansible.builtin.debug:
+    msg: >-
+      {{ query('hpc.globus_compute.releases', 'globus-compute-endpoint',
+               sets=[{'name': 'example', 'specifier': '>=4,<5', 'newest': 2, 'prereleases': false}]) }}
+"""
+
+RETURN = r"""
+_raw:
+  description:
+    - One dict per set, in the order given, with C(name), C(versions) (oldest first) and C(source)
+      (the places listed).
+  type: list
+  elements: dict
+"""
+
+import json
+import os
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlparse
+
+from ansible.errors import AnsibleLookupError
+from ansible.module_utils.common.text.converters import to_text
+from ansible.module_utils.urls import open_url
+from ansible.plugins.lookup import LookupBase
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+PYPI = "https://pypi.org/simple"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class _Links(HTMLParser):
+    """The links of a PEP 503 page or a find-links page, without the yanked ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "a" and found.get("href") and "data-yanked" not in found:
+            self.hrefs.append(found["href"] or "")
+
+
+def places(policy: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where the policy's uv looks for packages, as (kind, place): its find-links, then its indexes
+    unless offline."""
+
+    def listed(key: str) -> list[str]:
+        value = policy.get(key) or []
+        return [str(v) for v in ([value] if isinstance(value, str) else value)]
+
+    found = [("find-links", place) for place in listed("find-links")]
+    if not (policy.get("offline") or policy.get("no-index")):
+        indexes = [str(i["url"]) for i in policy.get("index") or [] if isinstance(i, dict) and i.get("url")]
+        indexes += listed("index-url") + listed("extra-index-url")
+        found += [("index", url.rstrip("/") + "/") for url in indexes or [PYPI]]
+    return found
+
+
+def version_of(filename: str, project: str) -> Version | None:
+    """The release a distribution file of `project` holds; None for another project or no distribution."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return version if name == project else None
+
+
+def _read(url: str, accept: str) -> tuple[str, str]:
+    response = open_url(url, headers={"Accept": accept}, timeout=60)
+    return to_text(response.read()), response.headers.get("Content-Type", "")
+
+
+def list_place(kind: str, place: str, project: str) -> set[Version]:
+    """Every release of `project` at one place (one listing): an index, a directory or a page of links."""
+    parsed = urlparse(place)
+    names: list[str] = []
+    if parsed.scheme in ("", "file"):
+        directory = Path(unquote(parsed.path) if parsed.scheme else place)
+        if not directory.is_dir():
+            raise ValueError(f"find-links {place} is not a directory the controller can read")
+        names = os.listdir(directory)
+    elif kind == "index":
+        # An index: its project page, as JSON where it speaks PEP 691.
+        page_url = urljoin(place, project + "/")
+        text, kind = _read(page_url, f"{SIMPLE_JSON}, text/html;q=0.1")
+        if kind.startswith(SIMPLE_JSON):
+            names = [f["filename"] for f in json.loads(text).get("files", []) if not f.get("yanked")]
+        else:
+            links = _Links()
+            links.feed(text)
+            names = [unquote(urlparse(h).path.rsplit("/", 1)[-1]) for h in links.hrefs]
+    else:
+        links = _Links()
+        links.feed(_read(place, "text/html")[0])
+        names = [unquote(urlparse(h).path.rsplit("/", 1)[-1]) for h in links.hrefs]
+    return {v for v in (version_of(n, project) for n in names) if v is not None}
+
+
+def select(available: set[Version], specifier: str, newest: int | None, prereleases: bool) -> list[str]:
+    """The releases a set selects, oldest first."""
+    chosen = sorted(SpecifierSet(specifier or "").filter(available, prereleases=prereleases))
+    if not prereleases:
+        # filter() lets pre-releases through when nothing else matches; a set never does.
+        chosen = [v for v in chosen if not v.is_prerelease]
+    if newest is not None:
+        chosen = chosen[-newest:] if newest > 0 else []
+    return [str(v) for v in chosen]
+
+
+def resolve(
+    project: str, sets: list[dict[str, Any]], policy: dict[str, Any], variable: str = "releases", lister=list_place
+) -> list[dict]:
+    """Each set's releases, from one listing of each place the policy names."""
+    for item in sets:
+        try:
+            SpecifierSet(item.get("specifier") or "")
+        except InvalidSpecifier:
+            raise ValueError(
+                f"{item['name']}: {item.get('specifier')!r} is neither a release such as 4.19.0 "
+                "nor a PEP 440 specifier such as >=4.17,<5"
+            ) from None
+    where = places(policy)
+    if not where:
+        raise ValueError(f"{variable}: the uv policy names no place to list releases at (offline, and no find-links)")
+    available: set[Version] = set()
+    for kind, place in where:
+        try:
+            available |= lister(kind, place, canonicalize_name(project))
+        except Exception as exc:  # the place, and why, in one line
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise ValueError(f"{variable}: the releases of {project} cannot be listed at {place}: {reason}") from exc
+    shown = ", ".join(place for _, place in where)
+    found = []
+    for item in sets:
+        versions = select(available, item.get("specifier") or "", item.get("newest"), bool(item.get("prereleases")))
+        if not versions:
+            asked = " ".join(
+                filter(
+                    None,
+                    [
+                        item.get("specifier") or "any release",
+                        f"(newest {item['newest']})" if item.get("newest") is not None else "",
+                        "" if item.get("prereleases") else "without pre-releases",
+                    ],
+                )
+            )
+            raise ValueError(f"{item['name']}: no {project} release matches {asked} at {shown}")
+        found.append({"name": item["name"], "versions": versions, "source": [place for _, place in where]})
+    return found
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        if len(terms) != 1:
+            raise AnsibleLookupError("releases takes exactly one package")
+        try:
+            return resolve(
+                str(terms[0]), self.get_option("sets"), self.get_option("policy") or {}, self.get_option("variable")
+            )
+        except Exception as exc:  # every failure becomes one clear line
+            if self.get_option("return_errors"):
+                return [{"error": str(exc)}]
+            raise AnsibleLookupError(str(exc)) from exc
