@@ -12,5 +12,6 @@ UV = VERSIONS["uv"]
 UV_OLD = VERSIONS["uv_old"]
 UV_TOO_OLD = VERSIONS["uv_too_old"]
 GCE = VERSIONS["gce"]
+GCE_PREVIOUS = VERSIONS["gce_previous"]
 WHEELHOUSE_PYTHONS = tuple(VERSIONS["wheelhouse_pythons"].split())
 EXTRA_WHEEL = VERSIONS["extra_wheel"]
