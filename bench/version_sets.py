@@ -1,10 +1,10 @@
 """What a version set costs a no-op run of python_envs: a `newest` entry against the same release pinned.
 
 On this machine (as root, connection local), with the project's uv and the
-test artifacts' offline wheelhouse as the uv policy (find-links): the site is
-built once, then no-op runs alternate between a matrix with a pinned entry
-(`endpoint: <the tests' release>`) and one with `newest: 1`, which resolves
-to that release (the wheelhouse's newest) and so names the same environment.
+test artifacts' offline wheelhouse as the uv policy (find-links): two sites,
+one whose matrix pins the tests' release and one whose entry is `newest: 1`
+(which resolves to that release, the wheelhouse's newest, so both build the
+same environment), are built once, then no-op runs alternate between them.
 The order alternates from pair to pair, so that drift on the machine hits
 both alike. Every run must report changed=0. Prints medians and spreads and
 the ratio (goal: within 1.1x); with --write, updates docs/benchmarks.md.
@@ -47,8 +47,9 @@ def wheelhouse() -> Path:
     return Path(out.stdout.strip().splitlines()[-1]) / "wheelhouse"
 
 
-def run(site: Path, matrix: list[dict], env: dict[str, str]) -> tuple[float, str]:
-    """Wall time and output of one run of the role, which must succeed."""
+def run(base: Path, case: str, matrix: list[dict], env: dict[str, str]) -> tuple[float, str]:
+    """Wall time and output of one run of the role on the case's own site, which must succeed."""
+    site = base / case
     variables = {
         "ansible_python_interpreter": sys.executable,
         "python_envs_runtime_dir": str(site / "runtime"),
@@ -57,9 +58,9 @@ def run(site: Path, matrix: list[dict], env: dict[str, str]) -> tuple[float, str
         "python_envs_matrix": matrix,
         "uv_config": {"offline": True, "no-index": True, "find-links": [env["WHEELHOUSE"]]},
     }
-    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(site / "play.yml"), "-e", json.dumps(variables)]
+    argv = ["ansible-playbook", "-i", "localhost,", "-c", "local", str(base / "play.yml"), "-e", json.dumps(variables)]
     start = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, cwd=site)
+    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, cwd=base)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"the run failed:\n{result.stdout}{result.stderr}")
@@ -91,11 +92,12 @@ def measure(samples: int) -> dict[str, list[float]]:
             "WHEELHOUSE": str(house),
         }
         cases = {"pinned": [{"python": "3.11", "endpoint": GCE}], "newest": [{"python": "3.11", "newest": 1}]}
-        run(site, cases["pinned"], env)  # the cold run builds the one environment both name
+        for case, matrix in cases.items():
+            run(site, case, matrix, env)  # its cold run; the uv cache is shared
         times: dict[str, list[float]] = {"pinned": [], "newest": []}
         for sample in range(samples):
             for case in ("pinned", "newest") if sample % 2 == 0 else ("newest", "pinned"):
-                elapsed, output = run(site, cases[case], env)
+                elapsed, output = run(site, case, cases[case], env)
                 if changed(output) != 0:
                     sys.exit(f"a no-op run ({case}) changed something:\n{output}")
                 if case == "newest" and f"python_envs_matrix[0]: {GCE} (from {house})" not in output:
