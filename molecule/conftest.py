@@ -125,7 +125,7 @@ def render_endpoint(host, user: str, runtime: dict, name: str = "hpc") -> dict:
         set -euo pipefail
         d=$(mktemp -d)
         printf '%s' {shlex.quote(json.dumps(runtime))} > "$d/runtime.json"
-        globus-compute-endpoint render-user-config -e {name} --user-runtime "$d/runtime.json" 2>/dev/null
+        globus-compute-endpoint render-user-config -e {name} --user-runtime "$d/runtime.json"
         rm -rf "$d"
     """
     result = run_as(host, user, script)
@@ -193,8 +193,9 @@ def recorded_paths(host) -> list[str]:
     for name in host.check_output("ls /etc/ansible/facts.d/hpc_globus_compute_*.fact").split():
         fact = read_json(host, name)
         paths.update(fact[key] for key in ("root", "runtime_dir", "dir") if fact.get(key))
-        # The endpoint's own list: its wrapper, unit and credentials too.
-        paths.update(fact.get("paths", []))
+        # The endpoint's own paths (its wrapper, unit and credentials too), and the directories it
+        # shares with other endpoints (the credentials' directory).
+        paths.update(fact.get("paths", []) + fact.get("shared", []))
     uv_manifest = "/var/lib/hpc_globus_compute/uv.json"
     if host.file(uv_manifest).exists:
         paths.add(uv_manifest)
@@ -203,17 +204,11 @@ def recorded_paths(host) -> list[str]:
 
 
 def deployed_paths(host) -> list[str]:
-    """Every path the roles wrote on a root-run node: what they record, and the directories they
-    make for it (the endpoint's environment, uv's state and the credentials' directory)."""
+    """Every path the roles wrote on a root-run node: what they record, and the directory of uv's
+    manifest."""
     paths = set(recorded_paths(host))
-    for name in host.check_output("ls /etc/ansible/facts.d/hpc_globus_compute_*.fact").split():
-        executable = read_json(host, name).get("executable")
-        if executable:
-            # The endpoint's own environment: <install root>/<env>/bin/<script>.
-            paths.add(executable.rsplit("/", 3)[0])
-    for directory in ("/var/lib/hpc_globus_compute", "/etc/globus-compute"):
-        if host.file(directory).exists:
-            paths.add(directory)
+    if host.file("/var/lib/hpc_globus_compute").exists:
+        paths.add("/var/lib/hpc_globus_compute")
     return sorted(paths)
 
 

@@ -84,9 +84,10 @@ def run_playbook(
         mounts = overlays(system) if private_system else ""
         mount = f'set -e\n{mounts}mount --bind "$0" /etc/passwd\nexec "$@"'
         argv = ["unshare", "--mount", "bash", "-c", mount, str(passwd(tmp_path, home)), *argv]
-    before = listing(home)
+    before, test_before = listing(home), own_listing(tmp_path)
     result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
     result.home_changes = sorted(set(before) ^ set(listing(home)))  # type: ignore[attr-defined]
+    result.test_changes = sorted(set(test_before) ^ set(own_listing(tmp_path)))  # type: ignore[attr-defined]
     # An account other than root cannot write the system trees: only its home is watched.
     result.system_changes = system_changes(system) if private_system and os.geteuid() == 0 else None  # type: ignore[attr-defined]
     return result
@@ -172,6 +173,25 @@ def listing(root: Path) -> list[str]:
     return entries
 
 
+# What the runner itself keeps in a test's directory: the playbook, Ansible's
+# own files, the private home, the system layers and the passwd copy.
+RUNNER_FILES = ("play.yml", "ansible", "home", "system", "passwd")
+
+
+def own_listing(tmp_path: Path) -> list[str]:
+    """Every path in the test's own directory but the runner's files, with its type, owner, mode,
+    size and (for all but directories, whose entries are listed) modification time: where the
+    test's variables point a role (a runtime, facts, a site root), so that any write there shows.
+    Contents are not hashed: a site's environments can be large, and a write changes the time."""
+    entries = []
+    tops = [top for top in tmp_path.iterdir() if top.name not in RUNNER_FILES]
+    for path in sorted([*tops, *(p for top in tops if top.is_dir() and not top.is_symlink() for p in top.rglob("*"))]):
+        status = path.lstat()
+        when = "" if stat.S_ISDIR(status.st_mode) else f" {status.st_size} {status.st_mtime_ns}"
+        entries.append(f"{path.relative_to(tmp_path)} {status.st_uid}:{status.st_gid} {status.st_mode:o}{when}")
+    return entries
+
+
 def checksums(root: Path) -> dict[str, str]:
     """Every file, link and directory under root, with its content's sha256 (or link target)."""
     found = {}
@@ -186,12 +206,16 @@ def checksums(root: Path) -> dict[str, str]:
     return found
 
 
-def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    """The run failed, printed every fragment, and left the private home as it was (and, for a
-    run with private_system, every system tree too)."""
+def assert_fails_with(result: subprocess.CompletedProcess[str], *fragments: str, written: tuple[str, ...] = ()) -> None:
+    """The run failed, printed every fragment, and left the private home and the test's own
+    directory as they were (and, for a run with private_system, every system tree too)."""
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     for fragment in fragments:
         assert fragment in output, f"{fragment!r} not in:\n{output}"
     assert not result.home_changes, f"a refused run wrote into the home: {result.home_changes}"
+    # `written`: entries of the test's directory a run refused late may write (a build it then
+    # removed), which the test itself then checks exactly.
+    unexpected = [c for c in result.test_changes if c.split(" ", 1)[0].split("/", 1)[0] not in written]
+    assert not unexpected, f"a refused run wrote into the test's directory: {unexpected}"
     assert not result.system_changes, f"a refused run wrote into the system: {result.system_changes}"

@@ -243,7 +243,18 @@ def test_a_root_users_cannot_reach_publishes_nothing(tmp_path: Path) -> None:
     hidden.mkdir(mode=0o700)
     result = python_envs(tmp_path, hidden, python_envs_interpreter_paths={"3.11": PYTHON})
     envs = hidden / "runtime" / "envs"
-    assert_fails_with(result, f"python_envs_root: {envs}/.builds/{NAME}-", "/bin/python cannot be run by nobody")
+    assert_fails_with(
+        result,
+        f"python_envs_root: {envs}/.builds/{NAME}-",
+        "/bin/python cannot be run by nobody",
+        written=("root-home", "uv-cache"),
+    )
     assert "Permission denied; nothing was published." in result.stdout + result.stderr
-    assert not (envs / NAME).exists()
-    assert [p.name for p in (envs / ".builds").iterdir() if p.is_dir()] == []
+    # What is left of the build: the root and the builders' lock, no build and no environment.
+    left = [c.split(" ", 1)[0] for c in result.test_changes if c.startswith("root-home/")]
+    assert left == [
+        "root-home/runtime",
+        "root-home/runtime/envs",
+        "root-home/runtime/envs/.builds",
+        "root-home/runtime/envs/.builds/.build.lock",
+    ], left

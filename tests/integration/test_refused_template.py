@@ -78,7 +78,14 @@ def written_paths(base: Path) -> list[Path]:
     """Every path the roles say they write: from their local facts, not from a list kept here."""
     envs = json.loads((base / "facts" / "hpc_globus_compute_envs.fact").read_text())
     endpoint = json.loads((base / "facts" / "hpc_globus_compute_endpoint_hpc.fact").read_text())
-    return sorted({Path(envs["root"]), Path(envs["runtime_dir"]), base / "facts", *map(Path, endpoint["paths"])})
+    return sorted(
+        {
+            Path(envs["root"]),
+            Path(envs["runtime_dir"]),
+            base / "facts",
+            *map(Path, endpoint["paths"] + endpoint["shared"]),
+        }
+    )
 
 
 def snapshot(paths: list[Path]) -> dict[str, str]:

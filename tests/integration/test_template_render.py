@@ -124,6 +124,14 @@ def assert_never_executed(runtime_dir: Path, worker_init: str) -> None:
     assert not Path(CANARY).exists(), "a forged value was executed"
 
 
+def test_the_canary_shows_a_forged_command_that_runs(tmp_path: Path) -> None:
+    """The tests' "never executed" is worth something only if an executed value shows: the same
+    check, given a worker_init that does run the forged command, fails."""
+    with pytest.raises(AssertionError, match="a forged value was executed"):
+        assert_never_executed(tmp_path, f"true; {SHELL}")
+    Path(CANARY).unlink()
+
+
 def source_runtime(runtime_dir: Path, *args: str, on_failure: str = "") -> subprocess.CompletedProcess[str]:
     """`source worker-env.sh ARGS` in bash under `set -euo pipefail`, as a worker_init runs it."""
     script = 'set -euo pipefail; source "$0/worker-env.sh" "$@"' + (f" || {on_failure}" if on_failure else "")
@@ -547,7 +555,8 @@ def test_without_the_schema_forged_packages_are_refused_or_never_run(forged_with
     Path(CANARY).unlink(missing_ok=True)
     started = subprocess.run(["bash", "-c", worker_init], capture_output=True, text=True)
     assert not Path(CANARY).exists(), "a forged value was executed"
-    assert started.returncode != 0
+    # worker_init ends `|| exit 1`: a refusal (2) or a failed start ends the worker with 1.
+    assert (started.returncode, started.stdout) == (1, ""), started.stderr
     # Blank requirements add nothing: the start is the plain one, which fails
     # only because this runtime has no environment and no per-user builds.
     # Anything else is refused before uv sees it.

@@ -30,7 +30,10 @@ def run_role(tmp_path: Path, **variables: object):
     base = {
         "uv_scope": "user",
         "uv_users": [getpass.getuser()],
-        "uv_controller_cache_dir": str(tmp_path / "cache"),
+        # The controller's download cache sits with Ansible's own files, outside what a refused run
+        # must leave as it was: a download the role then refuses stays cached on the controller
+        # (its checksums are fetched afresh every run), and nothing reaches the node.
+        "uv_controller_cache_dir": str(tmp_path / "ansible" / "uv-cache"),
     }
     return role_runner.run_role(tmp_path, "uv", {**base, **variables}, private_system=True)
 

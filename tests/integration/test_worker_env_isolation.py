@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import grp
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -179,7 +180,8 @@ def test_a_modules_python_variables_do_not_reach_the_worker(site: Site, tmp_path
 
 def test_without_those_variables_the_line_says_nothing_more(site: Site, tmp_path: Path) -> None:
     line = worker_line(site.start(tmp_path))
-    assert line.endswith(" ms") and "cleared" not in line
+    said = f"worker-env: {NAME} site {site.envs}/{NAME} "
+    assert line.startswith(said) and re.fullmatch(r"[0-9]+\.[0-9]{3} ms", line.removeprefix(said)), line
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,8 @@ def test_credentials_are_readable_by_root_only_and_rotate_without_showing(multi,
     rotated = runs["rotate_secret"]
     assert rotated["rc"] == 0 and not rotated["unchanged"]
     assert not rotated["secret_shown"], "the secret appeared in a --diff -v run"
-    assert run_as(multi, "alice", f"cat {CREDENTIALS}").rc != 0
+    read = run_as(multi, "alice", f"cat {CREDENTIALS}")
+    assert (read.rc, read.stdout) == (1, "") and "Permission denied" in read.stderr, read.stderr
 
 
 def test_check_mode_reports_but_changes_nothing(runs) -> None:
@@ -170,6 +171,14 @@ def test_the_listing_covers_every_path_the_roles_record(multi, single, runs, sin
         # The runtime's template and the environments are among them, which the refused runs rewrite.
         facts = read_json(host, "/etc/ansible/facts.d/hpc_globus_compute_envs.fact")
         assert {facts["root"], facts["runtime_dir"]} <= set(recorded)
+    # The credentials' directory, which every endpoint on the node writes into, is recorded as
+    # shared, and so listed too; the single-user endpoint writes no credentials.
+    assert read_json(multi, "/etc/ansible/facts.d/hpc_globus_compute_endpoint_hpc.fact")["shared"] == [
+        "/opt/hpc_globus_compute/endpoint",
+        "/etc/globus-compute",
+    ]
+    assert "/etc/globus-compute" in runs["restore"]["roots"]
+    assert "/etc/globus-compute" not in single_runs["restore"]["roots"]
 
 
 @pytest.mark.parametrize(
@@ -220,4 +229,7 @@ def test_secrets_are_root_s_alone(multi) -> None:
         assert (f.user, f.mode) == ("root", 0o600), path
     for path in ("/etc/globus-compute", MULTI_DIR):
         assert (multi.file(path).user, multi.file(path).mode) == ("root", 0o700), path
-    assert run_as(multi, "alice", f"cat {CREDENTIALS} {MULTI_DIR}/config.yaml").rc != 0
+    for path in (CREDENTIALS, f"{MULTI_DIR}/config.yaml"):
+        read = run_as(multi, "alice", f"cat {path}")
+        assert (read.rc, read.stdout) == (1, ""), path
+        assert "Permission denied" in read.stderr, read.stderr

@@ -189,6 +189,20 @@ def test_an_options_list_is_refused_by_the_runtime_too() -> None:
     assert not host.file(CANARY).exists
 
 
+def published(host) -> list[str]:
+    """The user's published environments, by name (ENVS must exist)."""
+    return sorted(e for e in user_envs(host) if not e.startswith("."))
+
+
+def started(host, worker_init: str, how: str, then: str = "true") -> str:
+    """Start a worker that must succeed and get its environment `how`; the environment's name."""
+    result = start(host, worker_init, then)
+    assert result.rc == 0, result.stderr
+    said = result.stderr.split()
+    assert said[0] == "worker-env:" and said[2] == how, result.stderr
+    return said[1]
+
+
 def retired_builds(host) -> list[str]:
     """The user's builds that were unpublished and are kept for the grace (python_envs_keep_superseded)."""
     found = host.check_output(f"find {ENVS}/.builds -mindepth 3 -maxdepth 3 -name .unpublished -printf '%h\\n'")
@@ -201,28 +215,35 @@ def test_the_least_recently_started_environment_makes_room_and_its_worker_runs_o
     # A worker on another node, which no lock on this one can see where locks do not exclude.
     hold(node(NODES[1]), in_use)
     touch_old(host, ".py3.13-*.lock", "2 days ago")
+    (six,) = published(host)
+    names = {}
     for requirements in ("six==1.17.0", "idna", "certifi"):
-        assert start(host, worker_init_for(host, requirements)).rc == 0
+        names[requirements] = started(host, worker_init_for(host, requirements), "built")
     # The least recently started was unpublished; its build is retired and kept for the worker in it.
-    envs = [e for e in user_envs(host) if not e.startswith(".")]
-    assert len(envs) == MAX_ENVS
+    assert published(host) == sorted(names.values())
+    assert six not in names.values()
     (build,) = retired_builds(host)
     assert run_as(node(NODES[1]), USER, f"{build}/bin/python -c 'import six'").rc == 0
-    # Its next start builds afresh; the next least recently started makes room.
-    result = start(host, in_use, "python -c 'import six'")
-    assert result.rc == 0 and result.stderr.split()[2] == "built", result.stderr
-    assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "user"
-    assert start(host, worker_init_for(host, "six==1.17.0")).stderr.split()[2] == "built"
+    # Its next start builds afresh; the next least recently started (six==1.17.0) makes room.
+    assert started(host, in_use, "built", "python -c 'import six'") == six
+    assert published(host) == sorted([six, names["idna"], names["certifi"]])
+    assert started(host, worker_init_for(host, "idna"), "user") == names["idna"]
+    # Now certifi is the least recently started.
+    assert started(host, worker_init_for(host, "six==1.17.0"), "built") == names["six==1.17.0"]
+    assert published(host) == sorted([six, names["idna"], names["six==1.17.0"]])
 
 
 def test_a_start_beyond_the_limit_never_fails_while_every_environment_is_in_use(empty_home) -> None:
     host = empty_home
+    held: list[str] = []
     for requirements in ("six", "idna", "certifi"):
         hold(host, worker_init_for(host, requirements))
-    result = start(host, worker_init_for(host, "six==1.17.0"))
-    assert result.rc == 0 and result.stderr.split()[2] == "built", result.stderr
-    envs = [e for e in user_envs(host) if not e.startswith(".")]
-    assert len(envs) == MAX_ENVS
+        (new,) = set(published(host)) - set(held)
+        held.append(new)
+    assert len(held) == MAX_ENVS
+    beyond = started(host, worker_init_for(host, "six==1.17.0"), "built")
+    # The least recently started (six) made room; its build is kept for the worker still in it.
+    assert published(host) == sorted([*held[1:], beyond])
     (build,) = retired_builds(host)
     assert run_as(host, USER, f"{build}/bin/python -c 'import globus_compute_endpoint'").rc == 0
 
@@ -231,11 +252,18 @@ def test_environments_not_started_for_too_long_are_unpublished_and_their_builds_
     host = empty_home
     busy = worker_init_for(host, "six")
     hold(host, busy)
-    assert start(host, worker_init_for(host, "idna")).rc == 0
+    idna = started(host, worker_init_for(host, "idna"), "built")
+    (six,) = set(published(host)) - {idna}
     touch_old(host, ".py3.13-*.lock", "31 days ago")
-    assert start(host, worker_init_for(host, "certifi")).rc == 0
+    certifi = started(host, worker_init_for(host, "certifi"), "built")
     # Neither was started for 31 days: both unpublished, both builds kept (six's has a worker in it).
-    assert len(retired_builds(host)) == 2
+    assert published(host) == [certifi]
+    builds = retired_builds(host)
+    # A build is NAME-SPEC_HASH.HOST-PID: one of each.
+    assert len(builds) == 2, builds
+    assert sorted(n for n in (idna, six) for b in builds if b.rsplit("/", 1)[1].startswith(f"{n}-")) == sorted(
+        [idna, six]
+    ), builds
     assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "built"
     assert start(host, busy).stderr.split()[2] == "built"
 
