@@ -3,7 +3,12 @@
 Two cases. `--local`: `make run`'s own, site.yml with inventories/local on
 this machine (optionally as another account, `--user`, with its own
 ansible-playbook); the account's first run is made first, then several
-no-op runs, each right after a floor run. Without it, the fleet:
+no-op runs, each right after a floor run. With `--baseline COMMIT
+--baseline-user ACCOUNT`, the same is measured in the same run for a
+checkout of COMMIT (a git worktree, with its own ansible.cfg and collection
+link), as a second account so that the two deploy into different homes: each
+round runs the floor, then both no-op runs in alternating order. Without
+`--local`, the fleet:
 
 On the `fleet` Molecule scenario's nodes (two clusters, each with a shared
 volume), started fresh for each host count: a trivial playbook (facts and a
@@ -54,15 +59,15 @@ def fresh_nodes() -> Path:
     return found[-1]
 
 
-def run(argv: list[str], env: dict[str, str], user: str | None = None) -> tuple[float, str]:
-    """Wall time and output of one ansible-playbook run (as `user` when given), which must succeed."""
+def run(argv: list[str], env: dict[str, str], user: str | None = None, cwd: Path = ROOT) -> tuple[float, str]:
+    """Wall time and output of one ansible-playbook run (as `user` when given, from `cwd`), which must succeed."""
     # Plain output to read the recap from: a forced colour wins over ANSIBLE_NOCOLOR.
     env = {**os.environ, **env, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
     if user:
         keep = ["ANSIBLE_CONFIG", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_NOCOLOR", "ANSIBLE_FORCE_COLOR", *MITOGEN]
         argv = ["runuser", "-u", user, "--", "env", *(f"{k}={env[k]}" for k in keep if k in env), *argv]
     start = time.monotonic()
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         sys.exit(f"{' '.join(argv)} failed:\n{result.stdout[-3000:]}")
@@ -87,10 +92,12 @@ def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str
     return elapsed, recap(output, r"^f[ab]-\w+")
 
 
-def noop_modules(argv: list[str], env: dict[str, str], hosts: str, user: str | None = None) -> dict[str, object]:
+def noop_modules(
+    argv: list[str], env: dict[str, str], hosts: str, user: str | None = None, cwd: Path = ROOT
+) -> dict[str, object]:
     """One more no-op run at -vvv (apart: verbosity costs time), which must change nothing:
     its module executions and other commands per host, and per role for the first host."""
-    _, output = run([*argv, "-vvv"], env, user)
+    _, output = run([*argv, "-vvv"], env, user, cwd)
     if any(host.get("changed", -1) != 0 for host in recap(output, hosts)):
         sys.exit(f"the counted run is not a no-op: {recap(output, hosts)}")
     found = executions.count(output)
@@ -99,44 +106,104 @@ def noop_modules(argv: list[str], env: dict[str, str], hosts: str, user: str | N
     return {"modules": dict(found.modules), "overhead": dict(found.overhead), "roles": executions.by_role(found, first)}
 
 
-def measure_local(samples: int, user: str | None, playbook_bin: str) -> dict[str, object]:
-    env = {"ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".cache" / "collections")}
-    site = [playbook_bin, "-i", "inventories/local", "playbooks/site.yml"]
-    floor = [playbook_bin, "-i", "inventories/local", "bench/trivial.yml"]
-    cell: dict[str, object] = {"cold": [run(site, env, user)[0]], "floor": [], "noop": []}
-    for _ in range(samples):
-        cell["floor"].append(run(floor, env, user)[0])  # type: ignore[union-attr]
-        elapsed, output = run(site, env, user)
+class Checkout:
+    """Where site.yml runs from: this checkout, or a worktree of a baseline commit, as one account."""
+
+    def __init__(self, root: Path, user: str | None, playbook_bin: str) -> None:
+        self.root, self.user = root, user
+        self.env = {"ANSIBLE_COLLECTIONS_PATH": str(root / ".cache" / "collections")}
+        self.site = [playbook_bin, "-i", "inventories/local", "playbooks/site.yml"]
+
+    def noop(self) -> float:
+        elapsed, output = run(self.site, self.env, self.user, self.root)
         if recap(output, "^localhost")[0].get("changed", -1) != 0:
-            sys.exit(f"site.yml on localhost is not a no-op: {recap(output, '^localhost')}")
-        cell["noop"].append(elapsed)  # type: ignore[union-attr]
-    cell["executions"] = noop_modules(site, env, "^localhost", user)
-    cell["floor_executions"] = dict(executions.count(run([*floor, "-vvv"], env, user)[1]).modules)
+            sys.exit(f"site.yml of {self.root} on localhost is not a no-op: {recap(output, '^localhost')}")
+        return elapsed
+
+
+def worktree(commit: str) -> Path:
+    """A checkout of commit beside the others, with the collection link make run's lib.sh would make."""
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", commit], capture_output=True, text=True, check=True)
+    path = Path(f"/tmp/hpc-gc-baseline-{sha.stdout.strip()[:12]}")
+    if not path.exists():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True)
+    link = path / ".cache" / "collections" / "ansible_collections" / "hpc" / "globus_compute"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(path)
+    return path
+
+
+def measure_local(
+    samples: int, user: str | None, playbook_bin: str, baseline: str | None, baseline_user: str | None
+) -> dict[str, object]:
+    now = Checkout(ROOT, user, playbook_bin)
+    floor = [playbook_bin, "-i", "inventories/local", "bench/trivial.yml"]
+    cell: dict[str, object] = {"cold": [run(now.site, now.env, user)[0]], "floor": [], "noop": []}
+    base = Checkout(worktree(baseline), baseline_user, playbook_bin) if baseline else None
+    if base:
+        cell["baseline"] = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", baseline], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        cell["baseline_cold"] = [run(base.site, base.env, base.user, base.root)[0]]
+        cell["baseline_noop"] = []
+    for round_ in range(samples):
+        cell["floor"].append(run(floor, now.env, user)[0])  # type: ignore[union-attr]
+        # Alternating which goes first: what slows the machine during a round hits both alike.
+        order = [now, base] if round_ % 2 == 0 else [base, now]
+        for checkout in (c for c in order if c):
+            cell["noop" if checkout is now else "baseline_noop"].append(checkout.noop())  # type: ignore[union-attr]
+    cell["executions"] = noop_modules(now.site, now.env, "^localhost", user)
+    if base:
+        cell["baseline_executions"] = noop_modules(base.site, base.env, "^localhost", base.user, base.root)
+    cell["floor_executions"] = dict(executions.count(run([*floor, "-vvv"], now.env, user)[1]).modules)
     print(f"local: {cell}", flush=True)
     return cell
 
 
 def report_local(cell: dict, samples: int, user: str | None) -> str:
-    ratio = statistics.median(cell["noop"]) / statistics.median(cell["floor"])
-    counted = cell["executions"]
+    floor = statistics.median(cell["floor"])
+    ratio = statistics.median(cell["noop"]) / floor
     strategy = f", strategy {os.environ['ANSIBLE_STRATEGY']}" if "ANSIBLE_STRATEGY" in os.environ else ""
-    roles = ", ".join(f"{role} {n}" for role, n in counted["roles"].items())
+
+    def row(label: str, cold: list[float], noop: list[float], counted: dict) -> str:
+        roles = ", ".join(f"{role} {n}" for role, n in counted["roles"].items())
+        return (
+            f"| {label} | {spread(cell['floor'])} | {spread(cold)} | {spread(noop)}"
+            f" | {statistics.median(noop) / floor:.1f}x"
+            f" | {counted['modules'].get('localhost', '-')} ({roles or 'not counted under Mitogen'})"
+            f" | {counted['overhead'].get('localhost', '-')} |"
+        )
+
+    rows = [row("this commit", cell["cold"], cell["noop"], cell["executions"])]
+    lines = []
+    if "baseline" in cell:
+        rows.append(
+            row(
+                f"baseline `{cell['baseline'][:10]}`",
+                cell["baseline_cold"],
+                cell["baseline_noop"],
+                cell["baseline_executions"],
+            )
+        )
+        base = statistics.median(cell["baseline_noop"]) / floor
+        lines.append(f"- baseline `{cell['baseline'][:10]}`, the same way in the same run: **{base:.1f}x**")
     return "\n".join(
         [
             f"`make run`'s case: site.yml with inventories/local on this machine"
             f"{f' as {user}' if user else ''}"
-            f"{strategy}; the first run, then {samples} no-op runs each after a floor run"
-            " (median, range); every no-op run reported changed=0:",
+            f"{strategy}; the first run, then {samples} rounds of a floor run and a no-op run"
+            f"{' of each checkout (its own account, alternating which goes first)' if 'baseline' in cell else ''}"
+            " (median, range); every no-op run reported changed=0; the floor's module executions:"
+            f" {cell['floor_executions'].get('localhost', '-')}:",
             "",
-            "| trivial playbook s | site.yml first run s | site.yml no-op s | no-op / floor"
-            " | no-op module executions | other commands | floor's module executions |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| {spread(cell['floor'])} | {spread(cell['cold'])} | {spread(cell['noop'])} | {ratio:.1f}x"
-            f" | {counted['modules'].get('localhost', '-')} ({roles or 'not counted under Mitogen'})"
-            f" | {counted['overhead'].get('localhost', '-')}"
-            f" | {cell['floor_executions'].get('localhost', '-')} |",
+            "| code | trivial playbook s | site.yml first run s | site.yml no-op s | no-op / floor"
+            " | no-op module executions | other commands |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *rows,
             "",
             f"- no-op run / trivial playbook: **{ratio:.1f}x** (goal: within 3x)",
+            *lines,
         ]
     )
 
@@ -225,7 +292,11 @@ def main() -> None:
     parser.add_argument("--user", help="with --local: run the playbooks as this account")
     parser.add_argument("--ansible-playbook", default="ansible-playbook", help="with --local: the account's own")
     parser.add_argument("--mitogen", type=Path, help="with --local: the ansible_mitogen package, to run mitogen_linear")
+    parser.add_argument("--baseline", help="with --local: a commit to measure beside this one, in the same run")
+    parser.add_argument("--baseline-user", help="with --baseline: the account that runs it (its own home)")
     args = parser.parse_args()
+    if args.baseline and not (args.local and args.user and args.baseline_user and args.baseline_user != args.user):
+        parser.error("--baseline needs --local, --user and another --baseline-user: the two deploy into their homes")
     name = "site_rollout_local" if args.local else "site_rollout"
     if args.mitogen:
         os.environ["ANSIBLE_STRATEGY"] = "mitogen_linear"
@@ -234,7 +305,8 @@ def main() -> None:
     # Taken before measuring: the figures belong to the code as committed now.
     stamp_lines = stamp(name) if args.write else ""
     if args.local:
-        text = report_local(measure_local(args.samples, args.user, args.ansible_playbook), args.samples, args.user)
+        cell = measure_local(args.samples, args.user, args.ansible_playbook, args.baseline, args.baseline_user)
+        text = report_local(cell, args.samples, args.user)
     else:
         text = report(measure(args.samples), args.samples)
     print(text)

@@ -48,6 +48,9 @@ options:
   src:
     description:
       - A file on the node to copy, for O(state=file). It must not be the account's (stage it somewhere root owns).
+      - The copy keeps the modification time of O(src), so that a later look can tell it unchanged by its size
+        and time without reading it (M(hpc.globus_compute.probe) with C(checksum=false)); a copy whose time
+        differs is written again.
     type: path
   mode:
     description: The file's (or, for O(state=directory), the directory's) mode, in octal.
@@ -174,7 +177,7 @@ def read_regular(parent: int, name: str, uid: int, limit: int) -> tuple[bytes | 
         os.close(fd)
 
 
-def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: int) -> None:
+def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: int, mtime: int | None) -> None:
     tmp = f".{name}.hpc-gc-{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
     try:
@@ -183,6 +186,8 @@ def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: in
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
+        if mtime is not None:
+            os.utime(fd, ns=(mtime, mtime))
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -256,20 +261,21 @@ def run(module: AnsibleModule) -> dict:
             if not check:
                 os.unlink(name, dir_fd=parent)
             return result
-        data = p["content"].encode() if p["content"] is not None else open_src(p["src"], uid)
+        data, mtime = (p["content"].encode(), None) if p["content"] is not None else open_src(p["src"], uid)
         before, status = read_regular(parent, name, uid, len(data))
         mode = int(p["mode"], 8)
         current = (
             before == data
             and status is not None
             and (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (uid, gid, mode)
+            and mtime in (None, status.st_mtime_ns)
         )
         if not current:
             result["changed"] = True
             if module._diff:
                 result["diff"] = {"before": text(before), "after": text(data), "before_header": result["file"]}
             if not check:
-                write_file(parent, name, data, uid, gid, mode)
+                write_file(parent, name, data, uid, gid, mode, mtime)
         return result
     finally:
         for fd in fds:
@@ -286,12 +292,14 @@ def parsed(data: bytes | None) -> dict:
     return {"content": content, "json": value if isinstance(value, dict) else {}}
 
 
-def open_src(src: str, uid: int) -> bytes:
+def open_src(src: str, uid: int) -> tuple[bytes, int]:
+    """The content of src and its modification time (ns)."""
     with open(src, "rb") as f:
+        status = os.fstat(f.fileno())
         # root copies only what the account cannot have swapped.
-        if os.geteuid() == 0 and uid != 0 and os.fstat(f.fileno()).st_uid == uid:
+        if os.geteuid() == 0 and uid != 0 and status.st_uid == uid:
             raise Refused(f"src: {src} belongs to the account: stage it somewhere root owns")
-        return f.read()
+        return f.read(), status.st_mtime_ns
 
 
 def main() -> None:

@@ -27,7 +27,10 @@ options:
     required: true
     suboptions:
       path:
-        description: An absolute path, or with O(paths[].home) a relative one below it.
+        description:
+          - An absolute path, or with O(paths[].home) a relative one below it.
+          - With O(paths[].version) and no O(paths[].home), a command name without a C(/) (such as C(bash)) is
+            looked up on the module's C(PATH), as a command would run it; the entry is reported under that name.
         type: str
         required: true
       home:
@@ -43,6 +46,18 @@ options:
             executable file that belongs to root or the connecting account; otherwise RV(files.version) is empty.
         type: bool
         default: false
+      follow:
+        description:
+          - Look at what a link (and a link it names) points to, as running the path would, instead of the link
+            itself. Not below a home.
+        type: bool
+        default: false
+      checksum:
+        description:
+          - Return a regular file's sha256 in RV(files.sha256). Off for large files that are compared by
+            RV(files.size) and RV(files.mtime) instead (a copy that keeps its source's modification time).
+        type: bool
+        default: true
 attributes:
   check_mode:
     description: Changes nothing in any mode; it reports the same in check mode.
@@ -92,6 +107,12 @@ files:
     mode:
       description: The permission bits in octal, such as C(0644).
       type: str
+    size:
+      description: The size in bytes (-1 when absent).
+      type: int
+    mtime:
+      description: The modification time in nanoseconds since the epoch (-1 when absent).
+      type: int
     sha256:
       description: The sha256 of a regular file's content; empty otherwise.
       type: str
@@ -101,12 +122,16 @@ files:
     version:
       description: What the executable printed to C(--version) (stdout, then stderr), when O(paths[].version) is set.
       type: str
+    version_rc:
+      description: The exit status of that C(--version) run; -1 when it was not run.
+      type: int
 """
 
 import grp
 import hashlib
 import os
 import pwd
+import shutil
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -145,10 +170,11 @@ def open_parent(home: str, path: str) -> tuple[int, str] | None:
     return fd, parts[-1]
 
 
-def look(module: AnsibleModule, path: str, home: str | None, read: bool, version: bool) -> dict[str, object]:
+def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dict[str, object]:
+    read, version, checksum = entry.get("read", False), entry.get("version", False), entry.get("checksum", True)
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
-    found.update(uid=-1, gid=-1)
-    found.update(sha256="", content="", version="")
+    found.update(uid=-1, gid=-1, size=-1, mtime=-1)
+    found.update(sha256="", content="", version="", version_rc=-1)
     parent, name = (None, path) if home is None else (open_parent(home, path) or (None, None))
     if name is None:
         return found
@@ -161,7 +187,7 @@ def look(module: AnsibleModule, path: str, home: str | None, read: bool, version
             return found
         kind = "link" if stat.S_ISLNK(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "other"
         found.update(exists=True, owner=name_of(st.st_uid), group=group_of(st.st_gid), uid=st.st_uid, gid=st.st_gid)
-        found.update(mode=f"{stat.S_IMODE(st.st_mode):04o}")
+        found.update(mode=f"{stat.S_IMODE(st.st_mode):04o}", size=st.st_size, mtime=st.st_mtime_ns)
         if kind == "link":
             found.update(type="link", target=os.readlink(name, dir_fd=parent))
             return found
@@ -177,16 +203,18 @@ def look(module: AnsibleModule, path: str, home: str | None, read: bool, version
                 return found
             digest = hashlib.sha256()
             head = b""
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            # Without a checksum, only what a read needs is read.
+            while (checksum or (read and len(head) <= MAX_READ)) and (chunk := f.read(1 << 20)):
                 if len(head) <= MAX_READ:
                     head += chunk
                 digest.update(chunk)
-        found["sha256"] = digest.hexdigest()
+        if checksum:
+            found["sha256"] = digest.hexdigest()
         if read and len(head) <= MAX_READ:
             found["content"] = head.decode("utf-8", errors="replace")
         if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
-            _rc, out, err = module.run_command([path, "--version"])
-            found["version"] = out + err
+            rc, out, err = module.run_command([path, "--version"])
+            found.update(version=out + err, version_rc=rc)
         return found
     finally:
         if parent is not None:
@@ -196,11 +224,16 @@ def look(module: AnsibleModule, path: str, home: str | None, read: bool, version
 def run(module: AnsibleModule) -> dict[str, object]:
     files = {}
     for entry in module.params["paths"]:
-        home = entry.get("home")
-        key = entry["path"] if home is None else f"{home.rstrip('/')}/{entry['path']}"
-        if home is None and not entry["path"].startswith("/"):
-            raise ValueError(f"path: '{entry['path']}' must be absolute, or below a home")
-        files[key] = look(module, entry["path"], home, entry.get("read", False), entry.get("version", False))
+        home, path = entry.get("home"), entry["path"]
+        key = path if home is None else f"{home.rstrip('/')}/{path}"
+        if home is None and entry.get("version") and "/" not in path:
+            # A command, as a command task would find it; nothing found reads as absent.
+            path = shutil.which(path) or f"/nonexistent/{path}"
+        if home is None and not path.startswith("/"):
+            raise ValueError(f"path: '{entry['path']}' must be absolute, below a home, or a command name to run")
+        if home is None and entry.get("follow"):
+            path = os.path.realpath(path)
+        files[key] = look(module, path, home, entry)
     return {"changed": False, "files": files}
 
 
@@ -216,6 +249,8 @@ def main() -> None:
                     "home": {"type": "path"},
                     "read": {"type": "bool", "default": False},
                     "version": {"type": "bool", "default": False},
+                    "checksum": {"type": "bool", "default": True},
+                    "follow": {"type": "bool", "default": False},
                 },
             }
         },

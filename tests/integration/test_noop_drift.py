@@ -34,8 +34,12 @@ from executions import by_role, count
 PYTHON = Path("/usr/bin/python3.11")
 UV_VERSION = "0.13.9"
 OTHER_UV = "0.13.8"
-# A no-op run's module executions on this host: 77 before the probes.
-NOOP_MODULES_MAX = 24
+# A no-op run's module executions on this host: 77 before the probes, 24 with
+# one probe per role; now the facts, one probe per role, the uv account's
+# passwd entry (root installs into another account's home), the interpreters'
+# lookup and the endpoint interpreter's check in the first play.
+NOOP_MODULES_MAX = 7
+WORKER_START = "Start a worker for each site environment as the endpoint would"
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"),
@@ -157,7 +161,9 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert found.modules["localhost"] <= NOOP_MODULES_MAX, by_role(found, "localhost")
     # The installs, the check and the writes were skipped: uv and the endpoint looked once each.
     roles = by_role(found, "localhost")
-    assert roles["uv"] <= 2 and roles["endpoint"] <= 4, roles
+    assert roles == {"play": 1, "uv": 2, "python_envs": 2, "endpoint": 2}, roles
+    # Nothing was deployed, so the closing report started no worker.
+    assert ("localhost", WORKER_START) not in found.tasks, found.tasks
 
     kinds = drifts(base, home)
     wanted = {kind: state(path) for kind, (path, _) in kinds.items()}
@@ -172,6 +178,8 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
 
     repaired, output = site_run(tmp, base, login)
     assert repaired["changed"] > 0, output[-3000:]
+    # What was repaired was proved by a worker start.
+    assert count(output).tasks["localhost", WORKER_START] == 1, output[-3000:]
     now = {kind: state(path) for kind, (path, _) in kinds.items()}
     for kind in ("runtime file", "endpoint file", "identity mapping", "uv binary", "uv policy"):
         assert now[kind] == wanted[kind], kind

@@ -139,3 +139,22 @@ def test_a_directory_swapped_in_while_it_is_made_is_not_handed_over(home: Path, 
     with pytest.raises(Refused, match="replaced while it was being made"):
         home_file(home, ".local/bin/uv", content="x")
     assert (home / ".local").stat().st_uid == 65534
+
+
+def test_a_copy_keeps_its_sources_time_and_is_written_again_when_its_time_differs(home: Path, tmp_path: Path) -> None:
+    src = tmp_path / "uv"
+    src.write_bytes(b"uv 0.13.9\n")
+    os.utime(src, ns=(1, 1_700_000_000_123_456_789))
+    assert home_file(home, ".local/bin/uv", src=str(src), mode="0755")["changed"]
+    copy = home / ".local/bin/uv"
+    assert (copy.read_bytes(), copy.stat().st_mtime_ns) == (b"uv 0.13.9\n", 1_700_000_000_123_456_789)
+    assert not home_file(home, ".local/bin/uv", src=str(src), mode="0755")["changed"]
+    # The same bytes with another time (a copy made before, or touched): written again, with the source's time.
+    os.utime(copy, ns=(1, 1_600_000_000_000_000_000))
+    assert home_file(home, ".local/bin/uv", src=str(src), mode="0755", check=True)["changed"]
+    assert copy.stat().st_mtime_ns == 1_600_000_000_000_000_000
+    assert home_file(home, ".local/bin/uv", src=str(src), mode="0755")["changed"]
+    assert copy.stat().st_mtime_ns == 1_700_000_000_123_456_789
+    # content= keeps whatever time the write gives.
+    assert home_file(home, "a.txt", content="x\n")["changed"]
+    assert not home_file(home, "a.txt", content="x\n")["changed"]

@@ -23,7 +23,7 @@ def run_command(argv: list[str]) -> tuple[int, str, str]:
 
 
 def probe(*paths: dict) -> dict:
-    entries = [{"home": None, "read": False, "version": False, **p} for p in paths]
+    entries = [{"home": None, "read": False, "version": False, "checksum": True, **p} for p in paths]
     module = SimpleNamespace(params={"paths": entries}, check_mode=False, run_command=run_command)
     return run(module)["files"]  # type: ignore[arg-type]
 
@@ -92,6 +92,7 @@ def test_version_runs_only_an_executable_of_root_or_the_account(tmp_path: Path) 
     uv.write_text('#!/bin/sh\necho "uv 0.13.9 ($1)"\n')
     uv.chmod(0o755)
     assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == "uv 0.13.9 (--version)\n"
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version_rc"] == 0
     # Not executable: not run.
     uv.chmod(0o644)
     assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == ""
@@ -110,3 +111,48 @@ def test_version_never_runs_another_accounts_executable(tmp_path: Path) -> None:
     assert found["version"] == "" and found["uid"] == 65534
     assert not (tmp_path / "ran").exists()
     assert stat.S_IMODE(uv.stat().st_mode) == 0o755
+
+
+def test_version_reports_the_status_of_a_failed_run(tmp_path: Path) -> None:
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\necho cut short >&2\nexit 126\n")
+    uv.chmod(0o755)
+    found = probe({"path": str(uv), "version": True})[str(uv)]
+    assert (found["version"], found["version_rc"]) == ("cut short\n", 126)
+    # Not run at all: -1.
+    assert probe({"path": str(uv)})[str(uv)]["version_rc"] == -1
+
+
+def test_a_command_name_is_run_as_found_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = tmp_path / "tool"
+    tool.write_text('#!/bin/sh\necho "tool 1.2"\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    found = probe({"path": "tool", "version": True}, {"path": "no-such-tool", "version": True})
+    assert (found["tool"]["type"], found["tool"]["version"], found["tool"]["version_rc"]) == ("file", "tool 1.2\n", 0)
+    assert (found["no-such-tool"]["type"], found["no-such-tool"]["version"]) == ("absent", "")
+    # Without version a name is no path.
+    with pytest.raises(ValueError, match="must be absolute"):
+        probe({"path": "tool"})
+
+
+def test_without_checksum_a_file_is_compared_by_size_and_time(tmp_path: Path) -> None:
+    path = tmp_path / "uv"
+    path.write_bytes(b"x" * 3_000_000)
+    os.utime(path, ns=(1, 1_700_000_000_123_456_789))
+    found = probe({"path": str(path), "checksum": False})[str(path)]
+    assert (found["sha256"], found["size"], found["mtime"]) == ("", 3_000_000, 1_700_000_000_123_456_789)
+    with_sum = probe({"path": str(path)})[str(path)]
+    assert with_sum["sha256"] == hashlib.sha256(b"x" * 3_000_000).hexdigest()
+    assert probe({"path": str(tmp_path / "no")})[str(tmp_path / "no")]["size"] == -1
+
+
+def test_follow_looks_at_what_a_link_names(tmp_path: Path) -> None:
+    (tmp_path / "real").write_text('#!/bin/sh\necho "uv 0.13.9"\n')
+    (tmp_path / "real").chmod(0o755)
+    (tmp_path / "uv").symlink_to("real")
+    link = str(tmp_path / "uv")
+    unfollowed = probe({"path": link, "version": True})[link]
+    assert (unfollowed["type"], unfollowed["version"]) == ("link", "")
+    found = probe({"path": link, "version": True, "follow": True})[link]
+    assert (found["type"], found["mode"], found["version"]) == ("file", "0755", "uv 0.13.9\n")
