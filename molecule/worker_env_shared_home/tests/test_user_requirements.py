@@ -201,24 +201,42 @@ def test_the_least_recently_started_environment_makes_room_and_its_worker_runs_o
     # A worker on another node, which no lock on this one can see where locks do not exclude.
     hold(node(NODES[1]), in_use)
     touch_old(host, ".py3.13-*.lock", "2 days ago")
+    names = {}
     for requirements in ("six==1.17.0", "idna", "certifi"):
-        assert start(host, worker_init_for(host, requirements)).rc == 0
+        result = start(host, worker_init_for(host, requirements))
+        assert result.rc == 0, result.stderr
+        names[requirements] = result.stderr.split()[1]
     # The least recently started was unpublished; its build is retired and kept for the worker in it.
     envs = [e for e in user_envs(host) if not e.startswith(".")]
     assert len(envs) == MAX_ENVS
     (build,) = retired_builds(host)
     assert run_as(node(NODES[1]), USER, f"{build}/bin/python -c 'import six'").rc == 0
-    # Its next start builds afresh; the next least recently started makes room.
+    # Its next start builds afresh; the least recently started makes room, once
+    # it was started longer ago than the lock wait (a start within it may have
+    # workers starting or waiting for its build).
+    touch_old(host, f".{names['six==1.17.0']}.lock", "1 hour ago")
     result = start(host, in_use, "python -c 'import six'")
     assert result.rc == 0 and result.stderr.split()[2] == "built", result.stderr
     assert start(host, worker_init_for(host, "idna")).stderr.split()[2] == "user"
+    touch_old(host, f".{names['certifi']}.lock", "1 hour ago")
     assert start(host, worker_init_for(host, "six==1.17.0")).stderr.split()[2] == "built"
 
 
-def test_a_start_beyond_the_limit_never_fails_while_every_environment_is_in_use(empty_home) -> None:
+def test_a_start_beyond_the_limit_waits_for_one_not_started_within_the_lock_wait(empty_home) -> None:
     host = empty_home
     for requirements in ("six", "idna", "certifi"):
         hold(host, worker_init_for(host, requirements))
+    before = user_envs(host)
+    # Every one started just now: none is unpublished for another, in one line.
+    refused = start(host, worker_init_for(host, "six==1.17.0"))
+    assert refused.rc == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.endswith(
+        f"{MAX_ENVS} environments of this user, the site's limit (python_envs_user_envs_max), were all started in "
+        "the last 900 s (python_envs_lock_wait): none is unpublished for another; start fewer sets at once\n"
+    ), refused.stderr
+    assert user_envs(host) == before and retired_builds(host) == []
+    # Started longer ago than the lock wait: the least recent makes room; its worker runs on.
+    touch_old(host, ".py3.13-*.lock", "1 hour ago")
     result = start(host, worker_init_for(host, "six==1.17.0"))
     assert result.rc == 0 and result.stderr.split()[2] == "built", result.stderr
     envs = [e for e in user_envs(host) if not e.startswith(".")]
