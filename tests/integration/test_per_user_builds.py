@@ -346,7 +346,10 @@ def test_pruning_unpublishes_and_a_build_goes_only_after_the_grace(site: Site, h
     finally:
         os.killpg(held.pid, 9)
         held.communicate()
-    # Still within the grace at the next build: kept.
+    # Still within the grace at the next build: kept. The limit of 2 makes room
+    # by the least recently started, once started longer ago than the lock wait.
+    hour_ago = time.time() - 3600
+    os.utime(envs / f".{line_of(other).split()[1]}.lock", (hour_ago, hour_ago))
     kept = run(site, home, init(site, "idna"), path)
     assert kept.returncode == 0, kept.stderr
     assert (build / ".ready").is_file()
@@ -356,6 +359,7 @@ def test_pruning_unpublishes_and_a_build_goes_only_after_the_grace(site: Site, h
     retire_days_ago(current, 10 * GRACE_DAYS)
     # Its start the most recent (the limit of 2 unpublishes the least recently started).
     os.utime(envs / f".{name}.lock")
+    os.utime(envs / f".{line_of(kept).split()[1]}.lock", (hour_ago, hour_ago))
     swept = run(site, home, init(site, "certifi"), path)
     assert swept.returncode == 0, swept.stderr
     assert not build.exists()
@@ -615,7 +619,8 @@ def test_only_this_hosts_boot_and_pid_namespace_removes_its_dead_builds_at_once(
 
 
 def test_builds_stamped_but_broken_do_not_pile_up(site: Site, home: Path) -> None:
-    """An interpreter removed under a ready stamp, three times: one build is left, the published one."""
+    """An interpreter removed under a ready stamp, three times: each replaced build was published, so a
+    worker that started in it may still import from it. Retired, kept for the grace, then removed."""
     first = run(site, home, init(site, SIX))
     assert first.returncode == 0, first.stderr
     name = line_of(first).split()[1]
@@ -625,5 +630,48 @@ def test_builds_stamped_but_broken_do_not_pile_up(site: Site, home: Path) -> Non
         again = run(site, home, f"{init(site, SIX)}\n{PROBE}")
         assert (again.returncode, again.stdout) == (0, f"1.17.0 {GCE}\n"), again.stderr
         assert line_of(again).split()[1:3] == [name, "built"]
-    _, builds = builds_of(home)
-    assert [f".builds/{name}/{b}" for b in builds] == [os.readlink(link)]
+    builds = envs_of(home) / ".builds" / name
+    retired = [b for b in builds.iterdir() if not (link.resolve() == b)]
+    assert len(retired) == 3 and all((b / ".unpublished").is_file() for b in retired), sorted(builds.iterdir())
+    for build in retired:
+        retire_days_ago(build, GRACE_DAYS + 1)
+    swept = run(site, home, init(site, "idna"))
+    assert swept.returncode == 0, swept.stderr
+    assert [f".builds/{name}/{b.name}" for b in builds.iterdir()] == [os.readlink(link)]
+
+
+def test_a_stamped_build_never_published_goes_at_once_when_its_interpreter_is_gone(site: Site, home: Path) -> None:
+    """No worker can be running in a build no link ever named: its builder dead, it goes without the grace."""
+    first = run(site, home, init(site, SIX))
+    assert first.returncode == 0, first.stderr
+    name = line_of(first).split()[1]
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text()[:8]
+    pidns = "".join(c for c in os.readlink("/proc/self/ns/pid") if c.isdigit())
+    never = envs_of(home) / ".builds" / name / f"{os.uname().nodename}.{boot}.{pidns}-999999"
+    (never / "bin").mkdir(parents=True)
+    (never / ".ready").write_text("python=3.11\n")
+    (envs_of(home) / name / "bin" / "python").unlink()
+    again = run(site, home, f"{init(site, SIX)}\n{PROBE}")
+    assert (again.returncode, again.stdout) == (0, f"1.17.0 {GCE}\n"), again.stderr
+    assert not never.exists()
+
+
+def test_more_sets_than_the_limit_in_use_at_once_are_not_rebuilt_in_turn(site: Site, home: Path) -> None:
+    """Three sets started in turn, twice, on a limit of 2: each start would unpublish the one started just
+    before and rebuild its own. Two builds, the fast path after; the third set is refused in one line."""
+    sets = ["six", "idna", "certifi"]
+    results = [run(site, home, init(site, req)) for _ in range(2) for req in sets]
+    refused = (
+        f"worker-env: no environment for Python 3.11 with globus-compute-endpoint {GCE} and certifi: 2 environments "
+        "of this user, the site's limit (python_envs_user_envs_max), were all started in the last 900 s "
+        "(python_envs_lock_wait): none is unpublished for another; start fewer sets at once"
+    )
+    assert [r.returncode for r in results] == [0, 0, 1, 0, 0, 1], [r.stderr for r in results]
+    assert [line_of(r).split()[2] for r in results if r.returncode == 0] == ["built", "built", "user", "user"]
+    assert [line_of(r) for r in results if r.returncode != 0] == [refused, refused]
+    assert [c for c in uv_calls(site) if c == "venv --quiet"] == ["venv --quiet"] * 2
+    envs = envs_of(home)
+    assert not list(envs.glob(".builds/*/*/.unpublished"))
+    assert sorted(p.name for p in envs.iterdir() if not p.name.startswith(".")) == sorted(
+        line_of(r).split()[1] for r in results[:2]
+    )

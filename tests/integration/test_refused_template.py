@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -163,3 +164,101 @@ def test_a_refused_deploy_names_the_variable_and_changes_no_file(deployed: Path,
     assert len(refusals[0]) < 400, refusals[0]
     # python_envs refused before any copy, and before the endpoint role started.
     assert "TASK [hpc.globus_compute.endpoint" not in output
+
+
+def collection_with(base: Path, program: str, edit: str, at_end: bool) -> dict[str, str]:
+    """A copy of the collection whose python_envs `program` has `edit` added (at its end, or after its
+    `set -euo pipefail`); the environment that makes ansible-playbook use it."""
+    copy = base / "collections" / "ansible_collections" / "hpc" / "globus_compute"
+    shutil.rmtree(copy.parent.parent.parent, ignore_errors=True)
+    for part in ("galaxy.yml", "meta", "plugins", "roles"):
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            copy.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / part)
+    path = copy / "roles" / "python_envs" / "files" / program
+    text = path.read_text()
+    marker = "set -euo pipefail\n"
+    path.write_text(text + edit if at_end else text.replace(marker, marker + edit, 1))
+    return {"ANSIBLE_COLLECTIONS_PATH": str(base / "collections")}
+
+
+@pytest.mark.parametrize(
+    ("program", "edit", "at_end", "line"),
+    [
+        (
+            "worker-env-build",
+            "if true; then\n",
+            True,
+            "worker-env-build: bash cannot parse the new program: worker-env-build: line N: "
+            "syntax error: unexpected end of file; nothing was replaced.",
+        ),
+        (
+            "build-env.sh",
+            "case x in\n",
+            True,
+            "build-env.sh: bash cannot parse the new program: build-env.sh: line N: "
+            "syntax error: unexpected end of file; nothing was replaced.",
+        ),
+        (
+            # Past the fast path's return: a site worker's start never reads it.
+            "worker-env.sh",
+            "__worker_env_broken() {\n",
+            True,
+            "worker-env.sh: bash cannot parse the new program: worker-env.sh: line N: "
+            "syntax error: unexpected end of file; nothing was replaced.",
+        ),
+        (
+            "build-env.sh",
+            ': "$SITE_RULES_DIR"\n',
+            False,
+            "build-env.sh: nobody cannot source its rules (build-env.sh --rules): "
+            "build-env.sh: line N: SITE_RULES_DIR: unbound variable; nothing was replaced.",
+        ),
+    ],
+    ids=["build-program-syntax", "site-program-syntax", "runtime-past-fast-path", "rules-fail"],
+)
+def test_a_broken_runtime_program_is_refused_and_changes_no_file(
+    deployed: Path, program: str, edit: str, at_end: bool, line: str
+) -> None:
+    paths = written_paths(deployed)
+    before = snapshot(paths)
+    playbook = deployed / "deploy.yml"
+    result = run_playbook(
+        deployed,
+        str(playbook),
+        deployment_vars(deployed),
+        env={**offline_policy(deployed), **collection_with(deployed, program, edit, at_end)},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert snapshot(paths) == before
+    refusals = [text for text in output.splitlines() if text.startswith("[ERROR]:") and "nothing was replaced" in text]
+    assert len(refusals) == 1, output
+    # bash names the line, wherever the edit landed.
+    assert re.sub(r"line [0-9]+:", "line N:", refusals[0]).endswith(line), refusals[0]
+    assert len(refusals[0]) < 400, refusals[0]
+    # python_envs refused before any copy, and before the endpoint role started.
+    assert "TASK [hpc.globus_compute.endpoint" not in output
+
+
+def test_a_runtime_that_cannot_be_checked_does_not_replace_a_checked_one(deployed: Path) -> None:
+    """Builds not selected (--tags python_envs_runtime) and a new default environment: nothing to check with."""
+    paths = written_paths(deployed)
+    before = snapshot(paths)
+    playbook = deployed / "deploy.yml"
+    variables = {**deployment_vars(deployed), "python_envs_matrix": [{"python": "3.11", "endpoint": "4.18.0"}]}
+    result = run_playbook(
+        deployed, str(playbook), variables, args=["--tags=python_envs_runtime"], env=offline_policy(deployed)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert snapshot(paths) == before
+    refusals = [text for text in output.splitlines() if text.startswith("[ERROR]:") and "nothing was replaced" in text]
+    assert len(refusals) == 1, output
+    assert refusals[0].endswith(
+        f"python_envs_default: {deployed}/envs/py3.11-gce4.18.0/bin/python is not built, so the new runtime "
+        "cannot be checked; run the play with the python_envs_build tag first; nothing was replaced."
+    ), refusals[0]

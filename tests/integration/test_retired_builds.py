@@ -27,6 +27,7 @@ from test_site_builds import (
     fake_flock,
     finish,
     imports_endpoint,
+    killer,
     published,
     site,
     wheelhouse,
@@ -177,3 +178,50 @@ def test_a_prune_in_check_mode_writes_nothing(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     after = [*listing(root), (mangled / ".unpublished").read_text(), (relinked / ".unpublished").read_text()]
     assert after == before
+
+
+@pytest.mark.parametrize("by", ["next-build", "prune"])
+def test_an_interrupted_build_of_a_superseded_spec_goes_once_dead(
+    wheelhouse: Path, site: Path, tmp_path: Path, by: str
+) -> None:
+    """Killed while its spec was current; the spec changed since, so no build of it will ever look again."""
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "dddd"))[:2] == (0, "built\n")
+    killed = build(wheelhouse, root, "eeee", uv=killer(tmp_path / "bin", "uv", '[ "$1" = pip ]'), own_group=True)
+    assert finish(killed)[0] == -9
+    (left,) = [b for b in builds(root) if b.name.startswith(f"{NAME}-eeee.")]
+    # Another host's, touched just now: it may still be in the making.
+    node, _, pidns = tag_parts()
+    foreign = root / ".builds" / f"{NAME}-eeee.{node}.{'0' * 8}.{pidns}-{gone_pid()}"
+    (foreign / "bin").mkdir(parents=True)
+    if by == "next-build":
+        rc, out, err = finish(build(wheelhouse, root, "ffff"))
+        assert (rc, out) == (0, "built\n"), err
+    else:
+        result = prune(root, NAME)
+        assert (result.returncode, result.stdout, result.stderr) == (0, f"removed .builds/{left.name}\n", "")
+    assert not left.exists()
+    assert foreign.is_dir()
+
+
+def test_a_link_left_in_flight_goes_once_its_builder_is_dead(wheelhouse: Path, site: Path, tmp_path: Path) -> None:
+    """Killed between the `ln` that makes the new link and the rename that publishes it."""
+    root = site / "envs"
+    killed = build(
+        wheelhouse, root, "dddd", path_first=killer(tmp_path / "bin", "mv", '[ "$1" = -Tf ]').parent, own_group=True
+    )
+    assert finish(killed)[0] == -9
+    (flight,) = root.glob(f".{NAME}.link.*")
+    assert flight.is_symlink() and not (root / NAME).is_symlink()
+    node, _, pidns = tag_parts()
+    foreign = root / f".{NAME}.link.{node}.{'0' * 8}.{pidns}-{gone_pid()}"
+    foreign.symlink_to(os.readlink(flight))
+    checked = prune(root, NAME, check=True)
+    # The build it was to publish is complete and unlinked: the prune would retire it too.
+    said = f"would remove {flight.name}\nwould retire {os.readlink(flight)}\n"
+    assert (checked.returncode, checked.stdout) == (0, said), checked.stderr
+    assert flight.is_symlink()
+    rc, out, err = finish(build(wheelhouse, root, "dddd"))
+    assert (rc, out) == (0, "built\n"), err
+    assert published(root).name.startswith(f"{NAME}-dddd.")
+    assert sorted(p.name for p in root.glob(f".{NAME}.link.*")) == [foreign.name]

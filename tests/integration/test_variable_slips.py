@@ -172,7 +172,13 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
     assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "cannot be run by nobody")
 
 
+def first_runtime(site: Path) -> None:
+    """No runtime yet: without a built default environment, only a first one is installed (unchecked)."""
+    (site / "runtime" / "worker-env.conf").unlink()
+
+
 def test_strings_from_the_command_line_take_effect(site: Path) -> None:
+    first_runtime(site)
     result = run_role(
         site.parent,
         "python_envs",
@@ -246,6 +252,7 @@ def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown
 
 def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
     prefix = 'ARR=(a b); echo "${#ARR[@]} {{ not ansible }} {% raw %}"'
+    first_runtime(site)
     result = run_role(
         site.parent,
         "python_envs",

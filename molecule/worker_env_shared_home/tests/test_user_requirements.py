@@ -224,16 +224,19 @@ def test_the_least_recently_started_environment_makes_room_and_its_worker_runs_o
     assert six not in names.values()
     (build,) = retired_builds(host)
     assert run_as(node(NODES[1]), USER, f"{build}/bin/python -c 'import six'").rc == 0
-    # Its next start builds afresh; the next least recently started (six==1.17.0) makes room.
+    # Its next start builds afresh; the least recently started makes room, once
+    # it was started longer ago than the lock wait (a start within it may have
+    # workers starting or waiting for its build).
+    touch_old(host, f".{names['six==1.17.0']}.lock", "1 hour ago")
     assert started(host, in_use, "built", "python -c 'import six'") == six
     assert published(host) == sorted([six, names["idna"], names["certifi"]])
     assert started(host, worker_init_for(host, "idna"), "user") == names["idna"]
-    # Now certifi is the least recently started.
+    touch_old(host, f".{names['certifi']}.lock", "1 hour ago")
     assert started(host, worker_init_for(host, "six==1.17.0"), "built") == names["six==1.17.0"]
     assert published(host) == sorted([six, names["idna"], names["six==1.17.0"]])
 
 
-def test_a_start_beyond_the_limit_never_fails_while_every_environment_is_in_use(empty_home) -> None:
+def test_a_start_beyond_the_limit_waits_for_one_not_started_within_the_lock_wait(empty_home) -> None:
     host = empty_home
     held: list[str] = []
     for requirements in ("six", "idna", "certifi"):
@@ -241,8 +244,18 @@ def test_a_start_beyond_the_limit_never_fails_while_every_environment_is_in_use(
         (new,) = set(published(host)) - set(held)
         held.append(new)
     assert len(held) == MAX_ENVS
+    before = user_envs(host)
+    # Every one started just now: none is unpublished for another, in one line.
+    refused = start(host, worker_init_for(host, "six==1.17.0"))
+    assert refused.rc == 1 and len(refused.stderr.splitlines()) == 1, refused.stderr
+    assert refused.stderr.endswith(
+        f"{MAX_ENVS} environments of this user, the site's limit (python_envs_user_envs_max), were all started in "
+        "the last 900 s (python_envs_lock_wait): none is unpublished for another; start fewer sets at once\n"
+    ), refused.stderr
+    assert user_envs(host) == before and retired_builds(host) == []
+    # The first one started longer ago than the lock wait makes room; its worker runs on.
+    touch_old(host, f".{held[0]}.lock", "1 hour ago")
     beyond = started(host, worker_init_for(host, "six==1.17.0"), "built")
-    # The least recently started (six) made room; its build is kept for the worker still in it.
     assert published(host) == sorted([*held[1:], beyond])
     (build,) = retired_builds(host)
     assert run_as(host, USER, f"{build}/bin/python -c 'import globus_compute_endpoint'").rc == 0

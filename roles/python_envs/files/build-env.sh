@@ -138,6 +138,24 @@ if [[ ${1:-} == --rules ]]; then
   return 0
 fi
 
+# What a killed site builder leaves in root, of any spec (one superseded
+# since has no build of its own to find it): a build without its ready stamp,
+# NAME-SPEC.HOST-PID, and a link in flight, .NAME.link.HOST-PID (between its
+# `ln` and its rename). Each goes once dead (the rules above), never while its
+# builder may be running, here or on another host. A user's builds, in a
+# root a per-user deployment shares, sit one level deeper and are theirs.
+remove_interrupted() { # root: says what it did
+  local entry build='^py3[.][0-9]{1,2}-gce[^/]*-[0-9a-f]+[.](.+-[0-9]+)$' link='^[.]py3[.][0-9]{1,2}-gce[^/]*[.]link[.](.+)$'
+  for entry in "$1"/.builds/py* "$1"/.py*.link.*; do
+    if [[ ${entry##*/} =~ $build && -d $entry && ! -L $entry && ! -f $entry/.ready ]] ||
+      [[ ${entry##*/} =~ $link && -L $entry ]]; then
+      dead "$entry" "${BASH_REMATCH[1]}" || continue
+      $sweep_check || rm -rf "$entry" 2>/dev/null || :
+      said removed remove "${entry#"$1/"}"
+    fi
+  done
+}
+
 # --trusted prints each PATH again when nobody but root or the running
 # account can swap or change it, or fails naming the first part another can.
 # A path is trusted when every component of it, as written and as resolved,
@@ -237,8 +255,10 @@ if $prune; then
     fi
     said unpublished unpublish "${link##*/}"
   done
-  # Only complete builds: one without its ready stamp may be another host's,
-  # still being made (each build removes the dead ones of its spec).
+  # Builds without their ready stamp only once dead: one may be another
+  # host's, still being made.
+  build_host
+  remove_interrupted "$root"
   complete=()
   for build in "$root"/.builds/*/.ready; do
     complete+=("${build%/.ready}")
@@ -368,19 +388,10 @@ current() {
 }
 
 publish() { # build: ROOT/NAME links to it; the build it replaces is retired
-  switch "$root/$name" "$1" "$root/.$name.link.$$" || {
+  switch "$root/$name" "$1" "$root/.$name.link.$host-$$" || {
     echo "build-env: cannot link $root/$name to $1" >&2
     exit 1
   }
-}
-
-# Builds of this spec that were interrupted and are dead (the rules above).
-remove_interrupted() {
-  local build
-  for build in "$root/$prefix".*; do
-    [[ -d $build && ! -f $build/.ready ]] || continue
-    ! dead "$build" "${build#"$root/$prefix."}" || rm -rf "$build"
-  done
 }
 
 if current; then
@@ -404,7 +415,7 @@ if ! { (umask 077 && : >>"$lock") && exec 9>>"$lock" && flock -w "$lock_wait" 9;
   echo "build-env: no lock on $lock within $lock_wait s; building without it" >&2
 fi
 shopt -s nullglob
-remove_interrupted
+remove_interrupted "$root" >/dev/null
 if build=$(ready_build); then
   # Another host built it while this one waited: only the link is missing.
   publish "$build"

@@ -1,11 +1,19 @@
 """Checks a staged runtime before it replaces the deployed one.
 
-    <default environment's python> check-template.py STAGED RUNTIME_DIR ACCOUNT PYTHON ENDPOINT
+    <default environment's python> check-template.py STAGED RUNTIME_DIR ACCOUNT PYTHON ENDPOINT PROGRAM...
 
-STAGED holds the new runtime (worker-env.sh, worker-env-build, worker-env.conf,
-user_config_schema.json, user_config_template.yaml.j2) and nothing else, each
-file to be copied as it is into RUNTIME_DIR. When every one is already there, byte for byte, it
-prints "unchanged" and checks nothing. Otherwise the new template is
+STAGED holds the new runtime (the PROGRAMs: worker-env.sh, worker-env-build,
+build-env.sh; worker-env.conf, user_config_schema.json,
+user_config_template.yaml.j2) and nothing else, each file to be copied as it
+is into RUNTIME_DIR. When every one is already there, byte for byte, it
+prints "unchanged" and checks nothing. Otherwise
+
+0. each PROGRAM is parsed by `bash -n` whole (a worker's start on the site's
+   fast path reads worker-env.sh only up to its `return`, and runs neither
+   build program), and ACCOUNT sources build-env.sh's rules as
+   worker-env-build does (`build-env.sh --rules`);
+
+and the new template is
 
 1. rendered by this environment's `globus-compute-endpoint render-user-config`,
    with the new schema and what an SDK on PYTHON with ENDPOINT sends;
@@ -118,6 +126,11 @@ def load(rendered: str) -> str:
     raise Refused(f"{TEMPLATE_PARTS}: the endpoint's loader refuses them together: {error[:240]}")
 
 
+def runs_as(account: str) -> str:
+    """Who as_account runs as: the account for root, else the caller."""
+    return pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() != 0 else account
+
+
 def as_account(account: str, script: str) -> subprocess.CompletedProcess[str]:
     """`bash -c script` as a worker's shell: the account's, in a clean environment, from /."""
     user = pwd.getpwuid(os.geteuid()) if os.geteuid() != 0 else pwd.getpwnam(account)
@@ -144,6 +157,22 @@ def as_account(account: str, script: str) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess([], 124, "", f"did not finish in {START_TIMEOUT} s")
 
 
+def programs(staged: Path, account: str, names: list[str]) -> None:
+    """Every program parses, and the account can source the rules that worker-env-build sources."""
+
+    def said(err: str) -> str:  # bash's last line, without the scratch directory
+        return last_line(err.replace(f"{staged}/", ""))
+
+    for name in names:
+        parsed = subprocess.run(["bash", "-n", str(staged / name)], capture_output=True, text=True, check=False)
+        if parsed.returncode != 0:
+            raise Refused(f"{name}: bash cannot parse the new program: {said(parsed.stderr)}")
+    rules = as_account(account, f"set -euo pipefail; source {shlex.quote(str(staged / 'build-env.sh'))} --rules")
+    if rules.returncode != 0:
+        reason = said(rules.stderr) if rules.stderr.strip() else f"status {rules.returncode}"
+        raise Refused(f"build-env.sh: {runs_as(account)} cannot source its rules (build-env.sh --rules): {reason}")
+
+
 def start(worker_init: str, staged: Path, runtime: str, account: str, python: str, endpoint: str) -> None:
     parsed = subprocess.run(["bash", "-n", "-c", worker_init], capture_output=True, text=True, check=False)
     if parsed.returncode != 0:
@@ -156,7 +185,7 @@ def start(worker_init: str, staged: Path, runtime: str, account: str, python: st
     started = as_account(account, staged_init + "\ncommand -v process_worker_pool.py >/dev/null")
     if started.returncode == 0:
         return
-    who = pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() != 0 else account
+    who = runs_as(account)
     if prefix.strip():
         alone = as_account(account, prefix)
         if alone.returncode != 0:
@@ -167,12 +196,13 @@ def start(worker_init: str, staged: Path, runtime: str, account: str, python: st
     raise Refused(f"python_envs_default: a worker does not start in py{python}-gce{endpoint} as {who}: {reason}")
 
 
-def main(staged: Path, runtime: str, account: str, python: str, endpoint: str) -> str:
+def main(staged: Path, runtime: str, account: str, python: str, endpoint: str, names: list[str]) -> str:
     if unchanged(staged, Path(runtime)):
         return "unchanged"
     # The account reads the staged runtime as workers read the deployed one.
     for path in (staged.parent, staged):
         path.chmod(0o755)
+    programs(staged, account, names)
     worker_init = load(render(staged, python, endpoint))
     start(worker_init, staged, runtime, account, python, endpoint)
     return "checked"
@@ -180,7 +210,7 @@ def main(staged: Path, runtime: str, account: str, python: str, endpoint: str) -
 
 if __name__ == "__main__":
     try:
-        print(main(Path(sys.argv[1]), *sys.argv[2:6]))
+        print(main(Path(sys.argv[1]), *sys.argv[2:6], sys.argv[6:]))
     except Refused as refused:
         print(refused, file=sys.stderr)
         sys.exit(1)
