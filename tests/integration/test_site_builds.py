@@ -27,7 +27,7 @@ from accounts import accounts, as_user, is_root
 from artifacts import artifacts
 from role_runner import ROOT
 
-BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 UV = ROOT / ".venv" / "bin" / "uv"
 PYTHON = "/usr/bin/python3"
 NAME = "py3.11-gce4.19.0"
