@@ -72,7 +72,7 @@ def reference(role: str, specs: dict, defaults: dict) -> str:
                 continue
             lines += ["", "Example (as a role of the collection includes it):", "", "```yaml"]
             lines += [f"- name: {spec.get('short_description', entry)}", "  ansible.builtin.include_role:"]
-            lines += [f"    name: hpc.globus_compute.{role}", f"    tasks_from: {entry}.yml", "  vars:"]
+            lines += [f"    name: hpc.globus_compute.{role}", f"    tasks_from: {entry}", "  vars:"]
             lines += [f"    {line}" for line in dumped.splitlines()]
         else:
             lines += ["", "Example (every variable at its default; set only what differs):", "", "```yaml"]
