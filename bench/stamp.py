@@ -27,7 +27,7 @@ MEASURES = {
         "roles/python_envs/files/worker-env.sh",
         "roles/python_envs/files/worker-env-build",
         # worker-env-build sources the rules of builds from it.
-        "roles/python_envs/files/build-env.sh",
+        "roles/_common/files/build-env.sh",
         "roles/python_envs/templates",
         "roles/python_envs/files/user_config_template.yaml.j2",
     ],

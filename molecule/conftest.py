@@ -15,6 +15,7 @@ import testinfra
 # The test versions have one source, shared with the harness and the unit tests.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))
 import versions
+from collection_plugins import read_stamp as parse_stamp
 
 UV_NEW = versions.UV
 GCE_VERSION = versions.GCE
@@ -46,6 +47,11 @@ def read_toml(host, path: str) -> dict:
 
 def read_json(host, path: str) -> dict:
     return json.loads(host.file(path).content_string)
+
+
+def read_stamp(host, path: str) -> dict:
+    """An environment's ready stamp, read as the collection reads it."""
+    return parse_stamp(host.file(path).content_string)
 
 
 def node_pythons(host) -> list[str]:

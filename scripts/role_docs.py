@@ -65,10 +65,19 @@ def reference(role: str, specs: dict, defaults: dict) -> str:
         # The values of defaults/main.yml, which a copy must pass validation with
         # (a spec default may be prose, such as "first entry of python_envs_matrix").
         example = {k: defaults.get(k, o.get("default")) for k, o in spec.get("options", {}).items()}
-        lines += ["", "Example (every variable at its default; set only what differs):", "", "```yaml"]
-        lines += ["- hosts: all", "  roles:", f"    - role: hpc.globus_compute.{role}", "      vars:"]
         dumped = yaml.safe_dump(example, sort_keys=False, default_flow_style=False, width=100)
-        lines += [f"        {line}" for line in dumped.splitlines()]
+        if role.startswith("_"):
+            # An internal role: the other roles include one entry point; a play never lists it.
+            if not example:
+                continue
+            lines += ["", "Example (as a role of the collection includes it):", "", "```yaml"]
+            lines += [f"- name: {spec.get('short_description', entry)}", "  ansible.builtin.include_role:"]
+            lines += [f"    name: hpc.globus_compute.{role}", f"    tasks_from: {entry}", "  vars:"]
+            lines += [f"    {line}" for line in dumped.splitlines()]
+        else:
+            lines += ["", "Example (every variable at its default; set only what differs):", "", "```yaml"]
+            lines += ["- hosts: all", "  roles:", f"    - role: hpc.globus_compute.{role}", "      vars:"]
+            lines += [f"        {line}" for line in dumped.splitlines()]
         lines += ["```"]
     lines += ["", END]
     return "\n".join(lines)

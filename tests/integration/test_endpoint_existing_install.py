@@ -99,3 +99,24 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
 
     again = run_endpoint(tmp_path, site)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
+
+
+def test_the_template_copies_of_an_earlier_release_leave_the_endpoints_directory(tmp_path: Path, site: Path) -> None:
+    """config.yaml names the runtime's template and schema: copies an earlier release wrote beside it go, once."""
+    assert run_endpoint(tmp_path, site).returncode == 0
+    directory = tmp_path / "gc" / "hpc"
+    kept = tree_digest(directory)
+    for name in ("user_config_template.yaml.j2", "user_config_schema.json"):
+        (directory / name).write_text((site / "runtime" / name).read_text())
+    again = run_endpoint(tmp_path, site)
+    assert again.returncode == 0 and "changed=1" in again.stdout, again.stdout
+    assert tree_digest(directory) == kept
+    last = run_endpoint(tmp_path, site)
+    assert last.returncode == 0 and "changed=0" in last.stdout, last.stdout
+    # One that config.yaml names is the admin's, and stays.
+    named = directory / "user_config_template.yaml.j2"
+    named.write_text((site / "runtime" / "user_config_template.yaml.j2").read_text())
+    own = run_endpoint(tmp_path, site, endpoint_user_config_template_src=str(named))
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert named.exists()
+    assert yaml.safe_load((directory / "config.yaml").read_text())["user_config_template_path"] == str(named)

@@ -12,7 +12,6 @@ changes nothing), the next run repairs each one, and a last run is a no-op.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 from accounts import accounts
 from artifacts import artifacts, offline_policy
+from collection_plugins import read_stamp
 from role_runner import ROOT, run_playbook
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -187,8 +187,8 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert ran.stdout.startswith(f"uv {UV_VERSION} ")
     # Rebuilt: published again, and stamped ready.
     env = kinds["site environment"][0]
-    assert json.loads((env / ".ready").read_text())["name"] == "py3.11-gce4.19.0"
-    assert json.loads(kinds["ready stamp"][0].read_text())["name"] == "globus-compute-endpoint"
+    assert read_stamp((env / ".ready").read_text())["name"] == "py3.11-gce4.19.0"
+    assert read_stamp(kinds["ready stamp"][0].read_text())["name"] == "globus-compute-endpoint"
 
     again, output = site_run(tmp, base, login)
     assert again["changed"] == 0, changed_tasks(output)

@@ -26,7 +26,7 @@ from role_runner import ROOT, assert_fails_with, run_role
 pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: the check runs as an unprivileged account")
 
 UV = ROOT / ".venv" / "bin" / "uv"
-BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 PYTHON = "/usr/bin/python3.11"
 NAME = "py3.11-gce4.19.0"
 

@@ -18,7 +18,7 @@ from role_runner import ROOT
 
 FILES = ROOT / "roles" / "python_envs" / "files"
 WORKER_ENV = FILES / "worker-env.sh"
-BUILD_ENV = FILES / "build-env.sh"
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 UV = ROOT / ".venv" / "bin" / "uv"
 NAME = "py3.11-gce4.19.0"
 NEEDS = "worker-env.sh needs bash 4.2 or later"

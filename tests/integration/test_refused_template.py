@@ -167,7 +167,7 @@ def test_a_refused_deploy_names_the_variable_and_changes_no_file(deployed: Path,
 
 
 def collection_with(base: Path, program: str, edit: str, at_end: bool) -> dict[str, str]:
-    """A copy of the collection whose python_envs `program` has `edit` added (at its end, or after its
+    """A copy of the collection whose runtime `program` has `edit` added (at its end, or after its
     `set -euo pipefail`); the environment that makes ansible-playbook use it."""
     copy = base / "collections" / "ansible_collections" / "hpc" / "globus_compute"
     shutil.rmtree(copy.parent.parent.parent, ignore_errors=True)
@@ -178,7 +178,7 @@ def collection_with(base: Path, program: str, edit: str, at_end: bool) -> dict[s
         else:
             copy.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy / part)
-    path = copy / "roles" / "python_envs" / "files" / program
+    path = copy / "roles" / ("_common" if program == "build-env.sh" else "python_envs") / "files" / program
     text = path.read_text()
     marker = "set -euo pipefail\n"
     path.write_text(text + edit if at_end else text.replace(marker, marker + edit, 1))

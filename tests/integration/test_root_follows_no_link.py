@@ -19,6 +19,7 @@ import pytest
 from role_runner import ROOT
 
 FILES = ROOT / "roles" / "python_envs" / "files"
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 NAME = "py3.11-gce4.19.0"
 NOBODY = pwd.getpwnam("nobody")
 
@@ -52,7 +53,7 @@ def test_a_prune_refuses_a_root_another_account_can_change(tmp_path: Path, victi
     (evil / ".unpublished").symlink_to(victim)
     (root / NAME).symlink_to(".builds/evil")
     result = subprocess.run(
-        ["bash", str(FILES / "build-env.sh"), "--prune", str(root), "7"], capture_output=True, text=True, timeout=60
+        ["bash", str(BUILD_ENV), "--prune", str(root), "7"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2, result.stderr
     assert "belongs to nobody" in result.stderr and result.stdout == ""
@@ -64,7 +65,7 @@ def test_a_build_refuses_a_root_whose_builds_another_account_owns(tmp_path: Path
     root = planted_root(tmp_path, owner_of_root=False)
     created = tmp_path / "created-by-root"
     (root / ".builds" / ".build.lock").symlink_to(created)
-    argv = [str(FILES / "build-env.sh"), "/bin/false", str(root), NAME, "abc", "/usr/bin/python3", "4.19.0"]
+    argv = [str(BUILD_ENV), "/bin/false", str(root), NAME, "abc", "/usr/bin/python3", "4.19.0"]
     result = subprocess.run(["bash", *argv], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert f"{root}/.builds: {root}/.builds belongs to nobody" in result.stderr
@@ -76,8 +77,8 @@ def runtime(tmp_path: Path) -> Path:
     """The runtime, per-user builds on, over a site root with no environment."""
     runtime = tmp_path / "runtime"
     runtime.mkdir()
-    for name in ("worker-env.sh", "worker-env-build", "build-env.sh"):
-        shutil.copy(FILES / name, runtime)
+    for path in (FILES / "worker-env.sh", FILES / "worker-env-build", BUILD_ENV):
+        shutil.copy(path, runtime)
     (tmp_path / "site").mkdir()
     (runtime / "worker-env.conf").write_text(
         f"WORKER_ENV_SITE_ROOT={tmp_path / 'site'}\nWORKER_ENV_USER_BUILDS=true\nWORKER_ENV_UV=/bin/false\n"

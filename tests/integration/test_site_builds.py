@@ -12,7 +12,6 @@ of every build is one that all accounts can reach, as a site's is.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -25,9 +24,10 @@ from pathlib import Path
 import pytest
 from accounts import accounts, as_user, is_root
 from artifacts import artifacts
+from collection_plugins import read_stamp
 from role_runner import ROOT
 
-BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 UV = ROOT / ".venv" / "bin" / "uv"
 PYTHON = "/usr/bin/python3"
 NAME = "py3.11-gce4.19.0"
@@ -129,7 +129,7 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
     target = published(root)
     assert imports_endpoint(target) == "4.19.0"
-    assert json.loads((target / ".ready").read_text())["spec"] == "aaaa"
+    assert read_stamp((target / ".ready").read_text())["spec"] == "aaaa"
     assert target.stat().st_mode & 0o777 == 0o755
     lock = root / ".builds" / ".build.lock"
     assert lock.stat().st_mode & 0o777 == 0o600

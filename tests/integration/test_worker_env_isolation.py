@@ -30,7 +30,7 @@ from versions import GCE
 NAME = f"py3.11-gce{GCE}"
 UV = ROOT / ".venv" / "bin" / "uv"
 PYTHON = "/usr/bin/python3.11"
-BUILD_ENV = ROOT / "roles" / "python_envs" / "files" / "build-env.sh"
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 PROBE = "python -c 'import globus_compute_endpoint as g; print(g.__file__, g.__version__)'"
 # An old endpoint where `module load` puts it: a module tree on PYTHONPATH.
 OLD = "2.30.1"

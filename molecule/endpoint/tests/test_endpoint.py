@@ -10,6 +10,7 @@ from conftest import (
     assert_nothing_writable_by_others,
     node,
     read_json,
+    read_stamp,
     recorded_paths,
     render_endpoint,
     run_as,
@@ -54,7 +55,7 @@ def test_endpoint_is_installed_in_its_own_environment_with_a_wrapper(multi, sing
         assert GCE_VERSION in host.check_output("globus-compute-endpoint version")
         env = host.file("/opt/hpc_globus_compute/endpoint/globus-compute-endpoint")
         assert env.is_symlink and ".builds/globus-compute-endpoint-" in env.linked_to
-        assert read_json(host, f"{env.linked_to}/.ready")["endpoint"] == GCE_VERSION
+        assert read_stamp(host, f"{env.linked_to}/.ready")["endpoint"] == GCE_VERSION
 
 
 def test_multi_user_directory_has_the_configure_layout(multi) -> None:

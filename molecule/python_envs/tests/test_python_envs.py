@@ -14,6 +14,7 @@ from conftest import (
     forget_user_envs,
     node,
     read_json,
+    read_stamp,
     render_worker_init,
     run_as,
     sdk_runtime,
@@ -37,7 +38,7 @@ def test_site_environments_are_published_links_to_ready_builds(bookworm, sid) ->
         link = host.file(f"{ENVS_ROOT}/py{python}-gce{GCE_VERSION}")
         assert link.is_symlink
         assert link.linked_to.startswith(f"{ENVS_ROOT}/.builds/py{python}-gce{GCE_VERSION}-")
-        stamp = read_json(host, f"{link.linked_to}/.ready")
+        stamp = read_stamp(host, f"{link.linked_to}/.ready")
         assert stamp["endpoint"] == GCE_VERSION
         assert stamp["python"].startswith(f"{python}.")
 
@@ -45,7 +46,7 @@ def test_site_environments_are_published_links_to_ready_builds(bookworm, sid) ->
 def test_extra_packages_are_in_their_environment(sid) -> None:
     env = f"{ENVS_ROOT}/py3.13-gce{GCE_VERSION}"
     assert sid.check_output(f"{env}/bin/python -c 'import six; print(six.__version__)'") == "1.17.0"
-    assert read_json(sid, f"{env}/.ready")["packages"] == ["six==1.17.0"]
+    assert read_stamp(sid, f"{env}/.ready")["packages"] == ["six==1.17.0"]
 
 
 @pytest.mark.parametrize("name", ["bookworm", "sid"])
@@ -256,7 +257,7 @@ def test_a_changed_spec_is_reported_by_check_mode_then_built_and_switched(bookwo
     assert seen["after"] != seen["before"]
     link = bookworm.file(f"{ENVS_ROOT}/py3.11-gce{GCE_VERSION}")
     assert link.linked_to == f"{ENVS_ROOT}/{seen['after']}"
-    assert read_json(bookworm, f"{link.linked_to}/.ready")["packages"] == ["six==1.17.0"]
+    assert read_stamp(bookworm, f"{link.linked_to}/.ready")["packages"] == ["six==1.17.0"]
 
 
 def test_pruning_kept_the_superseded_build_for_the_grace_then_removed_it_only(bookworm) -> None:

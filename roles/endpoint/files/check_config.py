@@ -5,7 +5,9 @@
     <endpoint python> check_config.py STAGED_DIR rendered.yaml
 
 config.yaml is loaded as the endpoint loads its own configuration (unknown
-fields and missing paths are errors). identity_mapping.json is loaded by the
+fields and missing paths are errors). It is staged as it is deployed, naming
+the deployed identity_mapping.json: the check's copy, config.checked.yaml,
+names the staged one instead, and is what render-user-config is given. identity_mapping.json is loaded by the
 endpoint's identity mapper, which then maps each sample identity of
 identity_samples.json ([{"identity": {...}, "user": "name" or null}]) and
 must give the user it names. rendered.yaml, what render-user-config made of the staged template, is loaded
@@ -23,7 +25,10 @@ from pathlib import Path
 def main(staged: Path, name: str) -> None:
     from globus_compute_endpoint.endpoint.config.utils import load_config_yaml
 
-    config = load_config_yaml((staged / name).read_text())
+    text = (staged / name).read_text()
+    if name == "config.yaml":
+        text = checked_copy(staged, text)
+    config = load_config_yaml(text)
     engine = getattr(config, "engine", None)
     if engine is not None:
         engine.shutdown()
@@ -31,6 +36,22 @@ def main(staged: Path, name: str) -> None:
         if engine is None:
             raise ValueError("the rendered user config has no engine")
         return
+
+
+def checked_copy(staged: Path, text: str) -> str:
+    """config.yaml naming the staged identity mapping, written beside it as config.checked.yaml."""
+    import yaml
+
+    try:
+        fields = yaml.safe_load(text)
+    except yaml.YAMLError:
+        # The endpoint's loader says what is wrong with it.
+        return text
+    if isinstance(fields, dict) and "identity_mapping_config_path" in fields:
+        fields["identity_mapping_config_path"] = str(staged / "identity_mapping.json")
+        text = yaml.safe_dump(fields, sort_keys=False)
+    (staged / "config.checked.yaml").write_text(text)
+    return text
 
 
 def check_mapping(staged: Path) -> None:

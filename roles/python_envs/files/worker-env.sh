@@ -163,10 +163,8 @@ __worker_env_unrunnable() { # env: say that a site environment stamped ready has
 }
 
 __worker_env_requirements() { # REQ...: check the user's requirements, normalised and sorted into __worker_env_norm
-  # PEP 508 names, extras and version specifiers; the schema's grammar.
-  local name='[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?'
-  local spec='(===|==|!=|<=|>=|~=|<|>) *[A-Za-z0-9.*+!_-]+'
-  local req="^ *($name)( *\\[ *$name( *, *$name)* *\\])?( *$spec( *, *$spec)*)? *$"
+  # PEP 508 names, extras and version specifiers: the contract's grammar
+  # (worker-env.conf), the schema's.
   local LC_ALL=C arg url norm i n
   __worker_env_norm=()
   if (($# > WORKER_ENV_REQUIREMENTS_MAX)); then
@@ -183,7 +181,7 @@ __worker_env_requirements() { # REQ...: check the user's requirements, normalise
         __worker_env_why="index '${arg:0:120}': not one the site allows"
         return 1
       fi
-    elif ((${#arg} <= 1000)) && [[ $arg =~ $req ]]; then
+    elif ((${#arg} <= 1000)) && [[ -n $WORKER_ENV_REQUIREMENT_PATTERN && $arg =~ $WORKER_ENV_REQUIREMENT_PATTERN ]]; then
       # PEP 503 name, then the rest without spaces: one spelling per requirement.
       norm=${BASH_REMATCH[1],,}
       norm=${norm//[._]/-}
@@ -217,11 +215,17 @@ __worker_env_key() { # text: its 64-bit FNV-1a hash in 16 hex digits, into __wor
 }
 
 __worker_env_spec() { # env: the spec hash of a site build's ready stamp, into __worker_env_base
-  local line re='"spec": *"([0-9a-f]+)"'
+  # One key=value per line (build-env.sh's stamp); until the next release,
+  # also an earlier release's JSON stamp, whose line is  "spec": "HASH",
+  local key value
   __worker_env_base=unknown
-  while IFS= read -r line; do
-    if [[ $line =~ $re ]]; then
-      __worker_env_base=${BASH_REMATCH[1]}
+  while IFS='=' read -r key value; do
+    if [[ $key == spec ]]; then
+      __worker_env_base=$value
+      return 0
+    elif [[ $key == *'"spec": "'* ]]; then
+      value=${key#*'"spec": "'}
+      __worker_env_base=${value%%\"*}
       return 0
     fi
   done <"$1/.ready"
@@ -264,16 +268,18 @@ __worker_env() {
   local WORKER_ENV_UV=uv WORKER_ENV_LOCK_WAIT=900 WORKER_ENV_USER_REQUIREMENTS=false
   local WORKER_ENV_REQUIREMENTS_MAX=32 WORKER_ENV_USER_ENVS_MAX=10 WORKER_ENV_USER_ENVS_MAX_AGE=30
   local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
+  # The contract's rules: without them (no worker-env.conf line), nothing passes.
+  local WORKER_ENV_PYTHON_PATTERN='' WORKER_ENV_ENDPOINT_PATTERN='' WORKER_ENV_REQUIREMENT_PATTERN=''
   local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
   # shellcheck source=/dev/null
   builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
 
-  # Both values end up in paths and command lines: nothing but these shapes.
-  if [[ ! $py =~ ^3\.[0-9]{1,2}$ ]]; then
+  # Both values end up in paths and command lines: nothing but the contract's shapes.
+  if [[ -z $WORKER_ENV_PYTHON_PATTERN || ! $py =~ $WORKER_ENV_PYTHON_PATTERN ]]; then
     __worker_env_say "refusing Python version '${py:0:40}': expected 3.X"
     return 2
   fi
-  if [[ ! $gce =~ ^[0-9]{1,4}\.[0-9]{1,4}\.[0-9]{1,4}((a|b|rc)[0-9]{1,4})?(\.post[0-9]{1,4})?(\.dev[0-9]{1,4})?$ ]]; then
+  if [[ -z $WORKER_ENV_ENDPOINT_PATTERN || ! $gce =~ $WORKER_ENV_ENDPOINT_PATTERN ]]; then
     __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
     return 2
   fi

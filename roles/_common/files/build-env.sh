@@ -133,6 +133,19 @@ said() { # done do what: one line of what was done (or would be, in check mode)
   if $sweep_check; then echo "would $2 $3"; else echo "$1 $3"; fi
 }
 
+# A ready stamp, the site's builds' and users' alike: one key=value per line,
+# the value the rest of the line; a list (packages, requirements) repeats its
+# key, one line per item. Bash reads it with `IFS== read -r key value`, and
+# Ansible with the collection's from_stamp filter. Until the next release,
+# readers also take the JSON stamps that site builds wrote before.
+stamp() { # file key=value...: write the stamp into file (the caller moves it into place)
+  local field
+  for field in "${@:2}"; do
+    [[ $field != *$'\n'* ]] || return 1
+  done
+  printf '%s\n' "${@:2}" >"$1"
+}
+
 if [[ ${1:-} == --rules ]]; then
   # shellcheck disable=SC2317 # reached when sourced
   return 0
@@ -437,22 +450,13 @@ if ! "$uv" venv --quiet --python "$python" "$root/$build" ||
   echo "build of $name failed; nothing was changed" >&2
   exit 1
 fi
-"$root/$build/bin/python" - "$root/$build/.ready" "$name" "$hash" "$endpoint" "$@" <<'PY'
-import json, sys, time, platform, socket
-path, name, spec, endpoint, *packages = sys.argv[1:]
-stamp = {
-    "name": name,
-    "spec": spec,
-    "python": platform.python_version(),
-    "endpoint": endpoint,
-    "packages": packages,
-    "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    "host": socket.gethostname(),
-}
-with open(path + ".tmp", "w") as f:
-    json.dump(stamp, f, indent=2)
-    f.write("\n")
-PY
+version=$("$root/$build/bin/python" -c 'import platform; print(platform.python_version())')
+if ! stamp "$root/$build/.ready.tmp" "name=$name" "spec=$hash" "python=$version" "endpoint=$endpoint" \
+  ${@+"${@/#/packages=}"} "built=$(date +%Y-%m-%dT%H:%M:%S%z)" "host=${HOSTNAME:-$(uname -n)}"; then
+  rm -rf "${root:?}/$build"
+  echo "build of $name failed: a package holds a line break; nothing was changed" >&2
+  exit 1
+fi
 # Users read and run everything (the cache's modes came along with the
 # copies), and write nothing (uv leaves its own lock file writable by all).
 chmod -R u+rwX,go+rX,go-w "$root/$build"

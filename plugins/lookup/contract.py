@@ -1,0 +1,109 @@
+# Copyright: hpc.globus_compute contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: contract
+short_description: The request contract between the roles, the endpoint's template and the runtime
+description:
+  - The one definition of what a request may carry to a worker, and of what the
+    roles write about it, as each language needs it. The roles read it from here;
+    python_envs writes what the runtime needs into C(worker-env.conf) (bash regular
+    expressions) and into the user config template's site line (the same rules as
+    data, for the endpoint's Jinja, which has no regular expressions).
+  - C(python_pattern), C(endpoint_pattern), C(requirement_pattern) - for Ansible's
+    C(match) test and for Python's C(re) (anchored with C(\Z), so that a trailing
+    newline is refused as bash refuses it).
+  - C(python_ere), C(endpoint_ere), C(requirement_ere), C(user_env_ere) - the same
+    rules as POSIX extended regular expressions, for bash's C(=~). In
+    C(requirement_ere) the first group is the name.
+  - C(requirement), C(requirement_chars) - the requirement grammar unanchored (for a
+    JSON schema), and the characters it is made of.
+  - C(template_rule) - the version rules as data, for the endpoint template.
+  - C(env_name) - the name of an environment, with C({python}) and C({endpoint}).
+options:
+  _terms:
+    description: The names of the parts wanted.
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Check an endpoint version as every part of the collection checks it
+  ansible.builtin.assert:
+    that: endpoint_version is match(lookup('hpc.globus_compute.contract', 'endpoint_pattern'))
+"""
+
+RETURN = r"""
+_raw:
+  description: Each part asked for, a string or (template_rule) a dict.
+  type: list
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+# Python X.Y: the major version, and at most this many digits of minor.
+PYTHON_MAJOR = 3
+PYTHON_MINOR_DIGITS = 2
+# An endpoint (SDK) version: X.Y.Z, then at most one pre-release tag, then
+# the suffixes in this order, each at most once; every number is 1 to
+# VERSION_DIGITS ASCII digits. Not the whole of PEP 440: exactly the shapes
+# that name a directory and go on a command line unquoted.
+VERSION_DIGITS = 4
+PRE_TAGS = ("a", "b", "rc")
+SUFFIXES = ("post", "dev")
+# What a user may ask for: PEP 508 names with extras and version
+# specifiers, nothing else (no markers, options, paths or URLs).
+REQ_NAME = "[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+REQ_SPEC = "(?:===|==|!=|<=|>=|~=|<|>) *[A-Za-z0-9.*+!_-]+"
+REQUIREMENT = f"{REQ_NAME}(?: *\\[ *{REQ_NAME}(?: *, *{REQ_NAME})* *\\])?(?: *{REQ_SPEC}(?: *, *{REQ_SPEC})*)?"
+REQUIREMENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-[],<>=!~*+ "
+# An environment's name; a user's environment with requirements adds -req-<16 hex>.
+ENV_NAME = "py{python}-gce{endpoint}"
+
+_N = f"[0-9]{{1,{VERSION_DIGITS}}}"
+PYTHON = f"{PYTHON_MAJOR}\\.[0-9]{{1,{PYTHON_MINOR_DIGITS}}}"
+ENDPOINT = f"{_N}\\.{_N}\\.{_N}(({'|'.join(PRE_TAGS)}){_N})?" + "".join(f"(\\.{suffix}{_N})?" for suffix in SUFFIXES)
+# The longest version the rule takes: the template refuses longer strings first.
+ENDPOINT_MAX_LENGTH = 3 * VERSION_DIGITS + 2 + max(map(len, PRE_TAGS)) + VERSION_DIGITS
+ENDPOINT_MAX_LENGTH += sum(1 + len(suffix) + VERSION_DIGITS for suffix in SUFFIXES)
+
+
+def ere(pattern: str) -> str:
+    """A pattern of this module as a POSIX extended regular expression (no (?:...) groups)."""
+    return pattern.replace("(?:", "(")
+
+
+def parts() -> dict[str, object]:
+    return {
+        "python_pattern": f"^{PYTHON}\\Z",
+        "endpoint_pattern": f"^{ENDPOINT}\\Z",
+        "requirement_pattern": f"^{REQUIREMENT}\\Z",
+        "requirement": REQUIREMENT,
+        "requirement_chars": REQUIREMENT_CHARS,
+        "python_ere": f"^{ere(PYTHON)}$",
+        "endpoint_ere": f"^{ere(ENDPOINT)}$",
+        # Spaces around it are allowed, as a requirements file has them; the name is group 1.
+        "requirement_ere": f"^ *({ere(REQ_NAME)}){ere(REQUIREMENT)[len(ere(REQ_NAME)) :]} *$",
+        "user_env_ere": "^" + ENV_NAME.format(python=ere(PYTHON), endpoint=ere(ENDPOINT)) + "(-req-[0-9a-f]{16})?$",
+        "env_name": ENV_NAME,
+        "template_rule": {
+            "python_major": PYTHON_MAJOR,
+            "python_minor_digits": PYTHON_MINOR_DIGITS,
+            "digits": VERSION_DIGITS,
+            "pre": list(PRE_TAGS),
+            "suffixes": list(SUFFIXES),
+            "max_length": ENDPOINT_MAX_LENGTH,
+        },
+    }
+
+
+class LookupModule(LookupBase):
+    def run(self, terms: list, variables: dict | None = None, **kwargs: object) -> list:
+        self.set_options(var_options=variables, direct=kwargs)
+        known = parts()
+        unknown = [term for term in terms if term not in known]
+        if unknown:
+            names = ", ".join(map(str, unknown))
+            raise AnsibleLookupError(f"contract: no part named {names} (parts: {', '.join(known)})")
+        return [known[term] for term in terms]
