@@ -226,8 +226,12 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
         ({"vars": {"endpoint_user_environment": {"UV_INDEX_URL": None}}}, ["endpoint_user_environment", "null"]),
         ({"vars": {"endpoint_identity_mapping": []}}, ["endpoint_identity_mapping", "maps nobody"]),
         ({"args": ["-e", "python_envs_user_packages=numpy scipy"]}, ["-e:", '"scipy"', "not name=value"]),
+        (
+            {"args": ["-e", "python_envs_keep_superseded=-1"]},
+            ["python_envs_keep_superseded = -1: must be 0 or more days."],
+        ),
     ],
-    ids=["cli-not-an-int", "null-environment", "no-mapping", "cli-split-value"],
+    ids=["cli-not-an-int", "null-environment", "no-mapping", "cli-split-value", "cli-out-of-range"],
 )
 def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown: list[str]) -> None:
     variables = {
