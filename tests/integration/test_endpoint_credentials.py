@@ -57,10 +57,19 @@ def test_removed_credentials_leave_no_secret_behind(tmp_path: Path) -> None:
 
     taken_out = run_role(tmp_path, "endpoint", variables, private_system=True)
     assert taken_out.returncode == 0, taken_out.stdout + taken_out.stderr
-    # The credentials are gone (the directory stays, as the machine's may hold others); the unit stays.
-    assert f"{unit} file" in taken_out.system_changes
-    assert all(c.startswith(("/etc/globus-compute ", f"{unit} ")) for c in taken_out.system_changes)
-    assert not system_path(tmp_path, credentials).exists()
+    # The credentials are gone, and their directory with them (nothing else
+    # was in it, and the fact no longer names it); the unit stays.
+    assert taken_out.system_changes == [f"{unit} file"], taken_out.system_changes
+    assert not system_path(tmp_path, "/etc/globus-compute").exists()
+    fact = json.loads((tmp_path / "facts" / f"hpc_globus_compute_endpoint_{name.replace('-', '_')}.fact").read_text())
+    assert (fact["paths"], fact["shared"]) == (
+        [
+            variables["endpoint_config_dir"],
+            str(tmp_path / "facts" / f"hpc_globus_compute_endpoint_{name.replace('-', '_')}.fact"),
+            unit,
+        ],
+        [],
+    )
     assert "s3cret-value" not in system_path(tmp_path, unit).read_text()
 
 

@@ -174,7 +174,19 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert all(drifted[kind] != wanted[kind] for kind in kinds), drifted
 
     checked, output = site_run(tmp, base, login, "--check", "--diff")
-    assert checked["changed"] > 0, output[-3000:]
+    # Each kind of drift is reported by the task that repairs it, and nothing else is.
+    repairs = {
+        "runtime file": "hpc.globus_compute.python_envs : Install the checked runtime",
+        "endpoint file": f"hpc.globus_compute.endpoint : Write the endpoint's files into {base / 'gc' / 'hpc'}",
+        "identity mapping": f"hpc.globus_compute.endpoint : Write the endpoint's files into {base / 'gc' / 'hpc'}",
+        "site environment": "hpc.globus_compute.python_envs : Build each environment whose spec changed",
+        "ready stamp": "hpc.globus_compute.endpoint : Build the endpoint's environment when its spec changed",
+        "uv binary": "hpc.globus_compute.uv : Install uv, uvx and the policy into each home",
+        "uv policy": "hpc.globus_compute.uv : Install uv, uvx and the policy into each home",
+    }
+    assert repairs.keys() == kinds.keys()
+    assert sorted(changed_tasks(output)) == sorted(set(repairs.values())), output[-3000:]
+    assert checked["changed"] == len(set(repairs.values())), checked
     assert {kind: state(path) for kind, (path, _) in kinds.items()} == drifted, "check mode changed the node"
 
     repaired, output = site_run(tmp, base, login)

@@ -16,6 +16,7 @@ ENOSYS and exits with its status for it (65).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -58,10 +59,13 @@ LN_WRAPPER = """#!/bin/bash
 if [[ $(cat {base}/kill-at 2>/dev/null) == ln ]]; then kill -KILL "$PPID"; exit 137; fi
 exec /bin/ln "$@"
 """
-NOT_EXCLUDING = '#!/bin/sh\n# Takes no lock and says it did: a lock that excludes nothing.\necho "$*" >>{log}\nexit 0\n'
+# Each call is logged with its caller, the build program of one start.
+NOT_EXCLUDING = (
+    '#!/bin/sh\n# Takes no lock and says it did: a lock that excludes nothing.\necho "$PPID $*" >>{log}\nexit 0\n'
+)
 FAILING = (
     "#!/bin/bash\n# What util-linux flock does where flock(2) gives ENOSYS.\n"
-    'echo "$*" >>{log}\necho "flock: ${{!#}}: Function not implemented" >&2\nexit 65\n'
+    'echo "$PPID $*" >>{log}\necho "flock: ${{!#}}: Function not implemented" >&2\nexit 65\n'
 )
 
 
@@ -204,8 +208,18 @@ def test_a_storm_without_working_locks_starts_every_worker(site: Site, home: Pat
     calls = site.base / locks / "calls"
     calls.unlink(missing_ok=True)
     results, took = storm(site, home, f"{site.base / locks}:/usr/bin:/bin")
-    # Each start went through the shim (the build program's lock on the build marker).
-    assert len(calls.read_text().splitlines()) >= STORM, calls.read_text()
+    # Each start's build program went through the shim, for the build
+    # marker, without waiting (it is never told the lock is held). A lock
+    # that fails sends it on at once: one call. One that excludes nothing
+    # takes one more per round it is sent back (three rounds at most).
+    by_caller: dict[str, list[str]] = {}
+    for line in calls.read_text().splitlines():
+        caller, args = line.split(" ", 1)
+        by_caller.setdefault(caller, []).append(args)
+    assert len(by_caller) == STORM, by_caller
+    for args in by_caller.values():
+        assert all(re.fullmatch(r"-x -E 75 -n \d+", a) for a in args), by_caller
+        assert len(args) == 1 or (locks == "not-excluding" and len(args) <= 3), by_caller
     assert [(r.returncode, r.stdout) for r in results] == [(0, f"1.17.0 {GCE}\n")] * STORM, [r.stderr for r in results]
     lines = [line_of(r) for r in results]
     assert {line.split()[2] for line in lines} <= {"built", "waited"}

@@ -92,7 +92,9 @@ def test_compute_nodes_have_no_endpoint() -> None:
 
 def test_a_node_failing_mid_build_stops_the_rollout_there(runs) -> None:
     interrupted = runs["interrupted"]
-    assert interrupted["rc"] != 0
+    # 2 is ansible-playbook's "a host failed"; a playbook that cannot be
+    # parsed (4), an unreachable node (4) or a crash (250) is no kill.
+    assert interrupted["rc"] == 2, interrupted["errors"]
     # Every host passes site.yml's check of the variables before the first
     # batch (one task, and the endpoint's checks, skipped on compute nodes);
     # only the hosts whose batch started ran anything more.

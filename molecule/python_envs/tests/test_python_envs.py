@@ -61,7 +61,13 @@ def test_nothing_the_site_built_is_writable_by_users(request, name: str) -> None
     assert envs, f"no environment in {ENVS_ROOT}"
     for env in envs:
         for target in (f"{env}/bin/x", f"{env}/.ready", f"{ENVS_ROOT}/.builds/x"):
-            assert run_as(host, "alice", f"touch {target}").rc != 0, target
+            # Refused for want of permission: "No such file or directory"
+            # would mean the target was never there to protect.
+            result = run_as(host, "alice", f"touch {target}")
+            assert (result.rc, result.stderr.splitlines()) == (
+                1,
+                [f"touch: cannot touch '{target}': Permission denied"],
+            ), target
     assert host.check_output(listing) == before
 
 
@@ -110,7 +116,8 @@ def test_unservable_python_fails_clearly_and_leaves_nothing(sid) -> None:
     assert run_as(sid, "bob", f"mkdir -p {envs}").rc == 0
     before = sid.check_output(f"ls -A {envs}")
     result = start_worker(sid, "bob", worker_init)
-    assert result.rc != 0
+    # The worker_init's own `|| exit 1`: the source failed, not the probe after it.
+    assert result.rc == 1, result.stderr
     assert result.stdout == ""
     lines = [line for line in result.stderr.splitlines() if line.startswith("worker-env:")]
     assert len(lines) == 1, result.stderr
