@@ -13,7 +13,7 @@ description:
   - A set is a PEP 440 specifier, the newest N releases, or both. Pre-releases and yanked files are
     left out unless a set asks for pre-releases.
   - A set that selects nothing fails the lookup, with one line naming the set.
-  - Each selected release comes with the Pythons it supports (its C(Requires-Python)): from an index's
+  - Each selected release comes with the Pythons it supports (its C(Requires-Python)), from an index's
     C(requires-python) (PEP 691) or C(data-requires-python) (PEP 503, and pages of links), or from the
     METADATA of its wheel in a find-links directory.
 options:
@@ -139,7 +139,9 @@ def wheel_requires_python(wheel: Path) -> str:
     says why, when it installs from it)."""
     try:
         with zipfile.ZipFile(wheel) as archive:
-            metadata = next((n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None)
+            metadata = next(
+                (n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None
+            )
             if metadata is None:
                 return ""
             headers = HeaderParser().parsestr(archive.read(metadata).decode("utf-8", "replace"))
@@ -236,7 +238,9 @@ def resolve(
     shown = ", ".join(place for _, place in where)
     found = []
     for item in sets:
-        versions = select(set(available), item.get("specifier") or "", item.get("newest"), bool(item.get("prereleases")))
+        versions = select(
+            set(available), item.get("specifier") or "", item.get("newest"), bool(item.get("prereleases"))
+        )
         if not versions:
             asked = " ".join(
                 filter(
