@@ -6,8 +6,8 @@ DOCUMENTATION = r"""
 name: python_minors
 short_description: The Python minors a release's Requires-Python admits, newest last
 description:
-  - Takes Python minors (C(3.X) strings), drops repeats, sorts them as versions (C(3.9) before C(3.10)),
-    and keeps those a PEP 440 C(Requires-Python) specifier admits.
+  - Takes Python minors (C(3.X) strings), drops repeats and anything else, sorts them as versions
+    (C(3.9) before C(3.10)), and keeps those a PEP 440 C(Requires-Python) specifier admits.
   - A minor is admitted when the specifier admits one of its releases (C(>=3.9.2) admits C(3.9)), as an
     interpreter of that minor may be that release.
   - An empty specifier admits every minor (a release that says nothing).
@@ -37,6 +37,8 @@ _value:
   elements: str
 """
 
+import re
+
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
@@ -46,7 +48,8 @@ PATCHES = range(100)
 
 def python_minors(minors: list[str], requires_python: str = "") -> list[str]:
     wanted = SpecifierSet(requires_python or "")
-    ordered = sorted({str(m) for m in minors}, key=Version)
+    # Anything but X.Y (a stray key of python_envs_interpreter_paths) names no Python to build for.
+    ordered = sorted({str(m) for m in minors if re.fullmatch(r"[0-9]+\.[0-9]+", str(m))}, key=Version)
     return [m for m in ordered if any(wanted.contains(f"{m}.{p}", prereleases=True) for p in PATCHES)]
 
 

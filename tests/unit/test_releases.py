@@ -186,4 +186,4 @@ def test_an_index_says_each_releases_requires_python(index: str) -> None:
     ],
 )
 def test_the_minors_a_requires_python_admits_oldest_first(requires: str, minors: list[str]) -> None:
-    assert python_minors(["3.13", "3.9", "3.11", "3.10", "3.11"], requires) == minors
+    assert python_minors(["3.13", "3.9", "3.11", "3.10", "3.11", "3.x", "3"], requires) == minors
