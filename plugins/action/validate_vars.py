@@ -44,9 +44,13 @@ def _numbers_for_strings(name: str, spec: dict, value: object) -> list[str]:
     """YAML reads 3.10 as the float 3.1, which the spec turns into the string "3.1"
     without a word: a float where a string is expected is refused, wherever it is."""
     kind = spec.get("type", "str")
-    if kind == "str" and isinstance(value, float):
+    if kind in ("str", "raw") and isinstance(value, float):
         return [f"{name} = {value!r}: a number where a string is expected; quote it (YAML reads 3.10 as 3.1)"]
     found = []
+    if kind == "raw" and isinstance(value, list):
+        # A raw option that holds strings or a list of them (python_envs_matrix[].python).
+        for index, item in enumerate(value):
+            found += _numbers_for_strings(f"{name}[{index}]", {"type": "raw"}, item)
     if kind == "list" and isinstance(value, list):
         element = {"type": spec.get("elements", "str"), "options": spec.get("options")}
         for index, item in enumerate(value):

@@ -13,6 +13,9 @@ description:
   - A set is a PEP 440 specifier, the newest N releases, or both. Pre-releases and yanked files are
     left out unless a set asks for pre-releases.
   - A set that selects nothing fails the lookup, with one line naming the set.
+  - Each selected release comes with the Pythons it supports (its C(Requires-Python)), from an index's
+    C(requires-python) (PEP 691) or C(data-requires-python) (PEP 503, and pages of links), or from the
+    METADATA of its wheel in a find-links directory.
 options:
   _terms:
     description: The package, for example C(globus-compute-endpoint).
@@ -49,14 +52,17 @@ EXAMPLES = r"""
 RETURN = r"""
 _raw:
   description:
-    - One dict per set, in the order given, with C(name), C(versions) (oldest first) and C(source)
-      (the places listed).
+    - One dict per set, in the order given, with C(name), C(versions) (oldest first), C(source)
+      (the places listed) and C(requires_python) (each version's C(Requires-Python), empty when its
+      files say none).
   type: list
   elements: dict
 """
 
 import json
 import os
+import zipfile
+from email.parser import HeaderParser
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -81,16 +87,18 @@ SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
 class _Links(HTMLParser):
-    """The links of a PEP 503 page or a find-links page, without the yanked ones."""
+    """The links of a PEP 503 page or a find-links page, without the yanked ones: file name and
+    Requires-Python (its data-requires-python, which the parser unescapes)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.hrefs: list[str] = []
+        self.files: list[tuple[str, str]] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         found = dict(attrs)
         if tag == "a" and found.get("href") and "data-yanked" not in found:
-            self.hrefs.append(found["href"] or "")
+            name = unquote(urlparse(found["href"] or "").path.rsplit("/", 1)[-1])
+            self.files.append((name, found.get("data-requires-python") or ""))
 
 
 def places(policy: dict[str, Any]) -> list[tuple[str, str]]:
@@ -126,30 +134,69 @@ def _read(url: str, accept: str) -> tuple[str, str]:
     return to_text(response.read()), response.headers.get("Content-Type", "")
 
 
-def list_place(kind: str, place: str, project: str) -> set[Version]:
-    """Every release of `project` at one place (one listing): an index, a directory or a page of links."""
+def wheel_requires_python(wheel: Path) -> str:
+    """The Requires-Python of a wheel's METADATA; empty when it says none or cannot be read (uv then
+    says why, when it installs from it)."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            metadata = next(
+                (n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")), None
+            )
+            if metadata is None:
+                return ""
+            headers = HeaderParser().parsestr(archive.read(metadata).decode("utf-8", "replace"))
+    except (OSError, zipfile.BadZipFile):
+        return ""
+    return (headers.get("Requires-Python") or "").strip()
+
+
+def list_place(kind: str, place: str, project: str) -> dict[Version, str]:
+    """Every release of `project` at one place (one listing), with its Requires-Python: an index,
+    a directory or a page of links."""
     parsed = urlparse(place)
-    names: list[str] = []
+    files: list[tuple[str, str]] = []
     if parsed.scheme in ("", "file"):
         directory = Path(unquote(parsed.path) if parsed.scheme else place)
         if not directory.is_dir():
             raise ValueError(f"find-links {place} is not a directory the controller can read")
-        names = os.listdir(directory)
+        # Only the project's wheels are opened: a directory has no page that says it.
+        files = [
+            (n, wheel_requires_python(directory / n) if n.endswith(".whl") and version_of(n, project) else "")
+            for n in os.listdir(directory)
+        ]
     elif kind == "index":
         # An index: its project page, as JSON where it speaks PEP 691.
         page_url = urljoin(place, project + "/")
         text, kind = _read(page_url, f"{SIMPLE_JSON}, text/html;q=0.1")
         if kind.startswith(SIMPLE_JSON):
-            names = [f["filename"] for f in json.loads(text).get("files", []) if not f.get("yanked")]
+            files = [
+                (f["filename"], f.get("requires-python") or "")
+                for f in json.loads(text).get("files", [])
+                if not f.get("yanked")
+            ]
         else:
             links = _Links()
             links.feed(text)
-            names = [unquote(urlparse(h).path.rsplit("/", 1)[-1]) for h in links.hrefs]
+            files = links.files
     else:
         links = _Links()
         links.feed(_read(place, "text/html")[0])
-        names = [unquote(urlparse(h).path.rsplit("/", 1)[-1]) for h in links.hrefs]
-    return {v for v in (version_of(n, project) for n in names) if v is not None}
+        files = links.files
+    found: dict[Version, str] = {}
+    for name, requires in files:
+        version = version_of(name, project)
+        if version is not None and not found.get(version):
+            found[version] = requires.strip() if _specifier(requires) else ""
+    return found
+
+
+def _specifier(text: str) -> bool:
+    """Whether a Requires-Python parses; one that does not is ignored, as pip and uv do."""
+    try:
+        SpecifierSet(text.strip())
+    except InvalidSpecifier:
+        return False
+    return True
 
 
 def select(available: set[Version], specifier: str, newest: int | None, prereleases: bool) -> list[str]:
@@ -178,17 +225,22 @@ def resolve(
     where = places(policy)
     if not where:
         raise ValueError(f"{variable}: the uv policy names no place to list releases at (offline, and no find-links)")
-    available: set[Version] = set()
+    available: dict[Version, str] = {}
     for kind, place in where:
         try:
-            available |= lister(kind, place, canonicalize_name(project))
+            # The first place that says a release's Requires-Python is the one kept.
+            for version, requires in lister(kind, place, canonicalize_name(project)).items():
+                if not available.get(version):
+                    available[version] = requires
         except Exception as exc:  # the place, and why, in one line
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ValueError(f"{variable}: the releases of {project} cannot be listed at {place}: {reason}") from exc
     shown = ", ".join(place for _, place in where)
     found = []
     for item in sets:
-        versions = select(available, item.get("specifier") or "", item.get("newest"), bool(item.get("prereleases")))
+        versions = select(
+            set(available), item.get("specifier") or "", item.get("newest"), bool(item.get("prereleases"))
+        )
         if not versions:
             asked = " ".join(
                 filter(
@@ -201,7 +253,14 @@ def resolve(
                 )
             )
             raise ValueError(f"{item['name']}: no {project} release matches {asked} at {shown}")
-        found.append({"name": item["name"], "versions": versions, "source": [place for _, place in where]})
+        found.append(
+            {
+                "name": item["name"],
+                "versions": versions,
+                "source": [place for _, place in where],
+                "requires_python": {v: available[Version(v)] for v in versions},
+            }
+        )
     return found
 
 

@@ -96,8 +96,14 @@ def test_newest_two_builds_both_and_a_release_that_leaves_stays_published_until_
     assert f'"msg": "python_envs_matrix[0]: {GCE_PREVIOUS}, {GCE} (from {wheelhouse})"' in first.stdout
     assert published(site) == [OLD, NEW]
     # The default is the matrix's first entry, so the same set: it stands for its newest release.
+    # Each release's Requires-Python, from its wheel's METADATA (both releases say >=3.10).
     assert fact(site)["version_sets"] == [
-        {"name": name, "versions": [GCE_PREVIOUS, GCE], "source": [str(wheelhouse)]}
+        {
+            "name": name,
+            "versions": [GCE_PREVIOUS, GCE],
+            "source": [str(wheelhouse)],
+            "requires_python": {GCE_PREVIOUS: ">=3.10", GCE: ">=3.10"},
+        }
         for name in ("python_envs_matrix[0]", "python_envs_default")
     ]
     assert fact(site)["default"] == NEW
@@ -172,4 +178,71 @@ def test_a_set_from_the_command_line_is_typed(site: Path, wheelhouse: Path) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'"msg": "python_envs_matrix[0]: {GCE} (from {wheelhouse})"' in result.stdout
     assert f'"msg": "would build: {NEW}; would unpublish: nothing"' in result.stdout, result.stdout
+    assert not (site / "runtime").exists() and not (site / "facts").exists()
+
+
+# A real interpreter this machine has besides its system python3.11, which
+# globus-compute-endpoint's Requires-Python (>=3.10 in both releases) excludes.
+# It is only listed, never run: a Python a release does not support is skipped
+# before any interpreter is checked or built from.
+PYTHON_39 = Path("/root/.pyenv/versions/3.9.18/bin/python3.9")
+
+
+@pytest.mark.skipif(not PYTHON_39.is_file(), reason="needs a Python 3.9 (pyenv's) besides the system's")
+def test_found_builds_for_the_nodes_pythons_the_release_supports(site: Path, wheelhouse: Path) -> None:
+    found = [{"python": "found", "endpoint": GCE}]
+    result = python_envs(site, wheelhouse, found, python_envs_interpreter_paths={"3.9": str(PYTHON_39)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f'"msg": "python_envs_matrix[0]: Python 3.9 on localhost skipped: globus-compute-endpoint {GCE}'
+        ' requires Python >=3.10"'
+    ) in result.stdout
+    # Once: the default (the matrix's first entry) is not said again.
+    assert result.stdout.count("Python 3.9 on localhost skipped") == 1
+    assert "Python 3.11 on localhost skipped" not in result.stdout
+    assert published(site) == [NEW]
+    assert fact(site)["default"] == NEW
+    assert fact(site)["version_sets"] == [
+        {"name": name, "versions": [GCE], "source": [str(wheelhouse)], "requires_python": {GCE: ">=3.10"}}
+        for name in ("python_envs_matrix[0]", "python_envs_default")
+    ]
+
+
+def test_a_list_of_minors_is_an_environment_each(site: Path, wheelhouse: Path) -> None:
+    """From the command line as -e JSON, with a version set: one environment per (release, Python).
+    This machine has one Python its unprivileged accounts can run (3.11): a second minor in the list
+    is looked for, and its absence named, as for any entry of that Python."""
+    typed = ["--check", "--tags", "python_envs_build"]
+    one = json.dumps({"python_envs_matrix": [{"python": ["3.11"], "newest": 2}]})
+    result = python_envs(site, wheelhouse, NEWEST_TWO, ["-e", one, *typed])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'"msg": "would build: {OLD}, {NEW}; would unpublish: nothing"' in result.stdout, result.stdout
+
+    two = json.dumps({"python_envs_matrix": [{"python": ["3.11", "3.13"], "newest": 2}]})
+    result = python_envs(site, wheelhouse, NEWEST_TWO, ["-e", two, *typed])
+    assert result.returncode != 0
+    assert '"msg": "python_envs_matrix: no Python 3.13 on localhost that runs (system interpreters); found: ' in (
+        result.stdout
+    ), result.stdout
+    assert "no Python 3.11" not in result.stdout
+    assert not (site / "runtime").exists() and not (site / "facts").exists()
+
+
+@pytest.mark.parametrize(
+    ("python", "line"),
+    [
+        (["3.11", "3.x"], 'python_envs_matrix: entry {"python": ["3.11", "3.x"], "endpoint": "4.19.0", '),
+        ("any", 'python_envs_matrix: entry {"python": "any", "endpoint": "4.19.0", '),
+        (3.1, "python_envs_matrix[0].python = 3.1: a number where a string is expected; quote it"),
+        ([3.11, 3.1], "python_envs_matrix[0].python[1] = 3.1: a number where a string is expected; quote it"),
+    ],
+)
+def test_a_python_that_is_not_a_minor_a_list_or_found_fails_naming_the_variable(
+    site: Path, wheelhouse: Path, python: object, line: str
+) -> None:
+    result = python_envs(site, wheelhouse, [{"python": python, "endpoint": "4.19.0"}])
+    assert result.returncode != 0
+    assert line in result.stdout, result.stdout
+    if python not in (3.1, [3.11, 3.1]):
+        assert 'is not valid: python must be \\"3.X\\" (a string), a list of them, or found,' in result.stdout
     assert not (site / "runtime").exists() and not (site / "facts").exists()

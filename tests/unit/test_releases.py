@@ -3,13 +3,16 @@ PEP 503 / PEP 691 index served over HTTP on this machine)."""
 
 from __future__ import annotations
 
+import html
 import http.server
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ansible_collections.hpc.globus_compute.plugins.filter.python_minors import python_minors
 from ansible_collections.hpc.globus_compute.plugins.lookup.releases import places, resolve
 
 PROJECT = "globus-compute-endpoint"
@@ -106,16 +109,19 @@ class _Index(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         files = [
-            ("globus_compute_endpoint-4.18.0-py3-none-any.whl", False),
-            ("globus_compute_endpoint-4.19.0-py3-none-any.whl", False),
-            ("globus_compute_endpoint-4.20.0-py3-none-any.whl", True),
+            ("globus_compute_endpoint-4.18.0-py3-none-any.whl", False, ">=3.10"),
+            ("globus_compute_endpoint-4.19.0-py3-none-any.whl", False, ">=3.11,<3.14"),
+            ("globus_compute_endpoint-4.20.0-py3-none-any.whl", True, ">=3.12"),
         ]
         if "application/vnd.pypi.simple.v1+json" in self.headers.get("Accept", "") and self.server.speaks_json:  # type: ignore[attr-defined]
             kind = "application/vnd.pypi.simple.v1+json"
-            body = json.dumps({"files": [{"filename": f, "yanked": y} for f, y in files]})
+            body = json.dumps({"files": [{"filename": f, "yanked": y, "requires-python": r} for f, y, r in files]})
         else:
             kind = "text/html"
-            body = "".join(f'<a href="../../f/{f}"{" data-yanked" if y else ""}>{f}</a>' for f, y in files)
+            body = "".join(
+                f'<a href="../../f/{f}" data-requires-python="{html.escape(r)}"{" data-yanked" if y else ""}>{f}</a>'
+                for f, y, r in files
+            )
         self.send_response(200)
         self.send_header("Content-Type", kind)
         self.end_headers()
@@ -145,3 +151,39 @@ def test_an_index_that_does_not_answer_is_named(index: str) -> None:
     assert str(failed.value).startswith(
         f"python_envs_matrix: the releases of other-project cannot be listed at {index}/:"
     )
+
+
+def test_each_release_comes_with_its_requires_python_from_its_wheel(tmp_path: Path) -> None:
+    """A find-links directory has no page: the wheel's own METADATA says it; an sdist, or a wheel that
+    says nothing, gives an empty one."""
+    for version, requires in (("4.18.0", ">=3.10"), ("4.19.0", ">=3.11,<3.15"), ("4.19.1", None)):
+        with zipfile.ZipFile(tmp_path / f"globus_compute_endpoint-{version}-py3-none-any.whl", "w") as wheel:
+            header = f"Requires-Python: {requires}\n" if requires else ""
+            wheel.writestr(
+                f"globus_compute_endpoint-{version}.dist-info/METADATA",
+                f"Metadata-Version: 2.1\nName: globus-compute-endpoint\nVersion: {version}\n{header}\nLong text.\n",
+            )
+    (tmp_path / "globus_compute_endpoint-4.19.2.tar.gz").write_bytes(b"")
+    found = resolve(PROJECT, [{"name": "x", "newest": 4}], {"offline": True, "find-links": [str(tmp_path)]})[0]
+    assert found["requires_python"] == {"4.18.0": ">=3.10", "4.19.0": ">=3.11,<3.15", "4.19.1": "", "4.19.2": ""}
+
+
+def test_an_index_says_each_releases_requires_python(index: str) -> None:
+    """PEP 691's requires-python, and PEP 503's data-requires-python (HTML-escaped: &gt;=3.10)."""
+    found = resolve(PROJECT, [{"name": "x", "newest": 5}], {"index-url": index})[0]
+    assert found["requires_python"] == {"4.18.0": ">=3.10", "4.19.0": ">=3.11,<3.14"}
+
+
+@pytest.mark.parametrize(
+    ("requires", "minors"),
+    [
+        ("", ["3.9", "3.10", "3.11", "3.13"]),
+        (">=3.10", ["3.10", "3.11", "3.13"]),
+        (">=3.11,<3.13", ["3.11"]),
+        # A minor one of whose releases is admitted: a 3.9 interpreter may be 3.9.2.
+        (">=3.9.2", ["3.9", "3.10", "3.11", "3.13"]),
+        ("!=3.10.*", ["3.9", "3.11", "3.13"]),
+    ],
+)
+def test_the_minors_a_requires_python_admits_oldest_first(requires: str, minors: list[str]) -> None:
+    assert python_minors(["3.13", "3.9", "3.11", "3.10", "3.11", "3.x", "3"], requires) == minors
