@@ -56,8 +56,8 @@ options:
       parents:
         description:
           - Report the owner and mode of every directory above the path in RV(files.parents), both as it is named
-            (after a C(PATH) lookup) and as links resolve: what an account needs to traverse to run it. Not below a
-            home.
+            (after a C(PATH) lookup) and as links resolve, which an account needs to traverse to run it. Not below
+            a home.
         type: bool
         default: false
       checksum:
