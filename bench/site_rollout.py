@@ -134,16 +134,29 @@ def worktree(commit: str) -> Path:
     return path
 
 
+def drop_worktree(path: Path) -> None:
+    """Remove a baseline's checkout and git's record of it: nothing of a run stays in /tmp."""
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=True)
+
+
 def measure_local(
     samples: int, user: str | None, playbook_bin: str, baseline: str | None, baseline_user: str | None
 ) -> dict[str, object]:
+    base = Checkout(worktree(baseline), baseline_user, playbook_bin) if baseline else None
+    try:
+        return measure_checkouts(samples, user, playbook_bin, base)
+    finally:
+        if base:
+            drop_worktree(base.root)
+
+
+def measure_checkouts(samples: int, user: str | None, playbook_bin: str, base: Checkout | None) -> dict[str, object]:
     now = Checkout(ROOT, user, playbook_bin)
     floor = [playbook_bin, "-i", "inventories/local", "bench/trivial.yml"]
     cell: dict[str, object] = {"cold": [run(now.site, now.env, user)[0]], "floor": [], "noop": []}
-    base = Checkout(worktree(baseline), baseline_user, playbook_bin) if baseline else None
     if base:
         cell["baseline"] = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", baseline], capture_output=True, text=True, check=True
+            ["git", "-C", str(base.root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         cell["baseline_cold"] = [run(base.site, base.env, base.user, base.root)[0]]
         cell["baseline_noop"] = []
@@ -194,8 +207,8 @@ def report_local(cell: dict, samples: int, user: str | None) -> str:
             f"{f' as {user}' if user else ''}"
             f"{strategy}; the first run, then {samples} rounds of a floor run and a no-op run"
             f"{' of each checkout (its own account, alternating which goes first)' if 'baseline' in cell else ''}"
-            " (median, range); every no-op run reported changed=0; the floor's module executions:"
-            f" {cell['floor_executions'].get('localhost', '-')}:",
+            " (median, range); every no-op run reported changed=0, and the floor runs"
+            f" {cell['floor_executions'].get('localhost', '-')} module executions:",
             "",
             "| code | trivial playbook s | site.yml first run s | site.yml no-op s | no-op / floor"
             " | no-op module executions | other commands |",

@@ -29,8 +29,9 @@ options:
       path:
         description:
           - An absolute path, or with O(paths[].home) a relative one below it.
-          - With O(paths[].version) and no O(paths[].home), a command name without a C(/) (such as C(bash)) is
-            looked up on the module's C(PATH), as a command would run it; the entry is reported under that name.
+          - With O(paths[].version) or O(paths[].follow) and no O(paths[].home), a command name without a C(/) (such
+            as C(bash)) is looked up on the module's C(PATH), as a command would run it; the entry is reported under
+            that name.
         type: str
         required: true
       home:
@@ -50,6 +51,13 @@ options:
         description:
           - Look at what a link (and a link it names) points to, as running the path would, instead of the link
             itself. Not below a home.
+        type: bool
+        default: false
+      parents:
+        description:
+          - Report the owner and mode of every directory above the path in RV(files.parents), both as it is named
+            (after a C(PATH) lookup) and as links resolve, which an account needs to traverse to run it. Not below
+            a home.
         type: bool
         default: false
       checksum:
@@ -125,6 +133,15 @@ files:
     version_rc:
       description: The exit status of that C(--version) run; -1 when it was not run.
       type: int
+    found:
+      description: The path looked at, after a C(PATH) lookup and with O(paths[].follow) every link resolved.
+      type: str
+    parents:
+      description:
+        - With O(paths[].parents), one C([path, uid, gid, mode]) for each directory above the path as named and above
+          what it resolves to, outermost first (C(mode) -1 for one that cannot be looked at); empty otherwise.
+      type: list
+      elements: list
 """
 
 import grp
@@ -221,19 +238,39 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             os.close(parent)
 
 
+def parents(*paths: str) -> list[list[object]]:
+    """Owner and mode of each directory above each path (links in them resolved, as running it resolves them)."""
+    found: list[list[object]] = []
+    for path in paths:
+        parts = path.split("/")[1:-1]
+        for depth in range(len(parts) + 1):
+            directory = "/" + "/".join(parts[:depth])
+            if any(seen[0] == directory for seen in found):
+                continue
+            try:
+                st = os.stat(directory)
+                found.append([directory, st.st_uid, st.st_gid, f"{stat.S_IMODE(st.st_mode):04o}"])
+            except OSError:
+                found.append([directory, -1, -1, -1])
+    return found
+
+
 def run(module: AnsibleModule) -> dict[str, object]:
     files = {}
     for entry in module.params["paths"]:
         home, path = entry.get("home"), entry["path"]
         key = path if home is None else f"{home.rstrip('/')}/{path}"
-        if home is None and entry.get("version") and "/" not in path:
+        if home is None and (entry.get("version") or entry.get("follow")) and "/" not in path:
             # A command, as a command task would find it; nothing found reads as absent.
             path = shutil.which(path) or f"/nonexistent/{path}"
         if home is None and not path.startswith("/"):
             raise ValueError(f"path: '{entry['path']}' must be absolute, below a home, or a command name to run")
+        named = path
         if home is None and entry.get("follow"):
             path = os.path.realpath(path)
         files[key] = look(module, path, home, entry)
+        files[key]["found"] = path
+        files[key]["parents"] = parents(named, path) if home is None and entry.get("parents") else []
     return {"changed": False, "files": files}
 
 
@@ -251,6 +288,7 @@ def main() -> None:
                     "version": {"type": "bool", "default": False},
                     "checksum": {"type": "bool", "default": True},
                     "follow": {"type": "bool", "default": False},
+                    "parents": {"type": "bool", "default": False},
                 },
             }
         },

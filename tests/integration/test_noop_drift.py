@@ -37,9 +37,11 @@ OTHER_UV = "0.13.8"
 # A no-op run's module executions on this host: 77 before the probes, 24 with
 # one probe per role; now the facts, one probe per role, the uv account's
 # passwd entry (root installs into another account's home), the interpreters'
-# lookup and the endpoint interpreter's check in the first play.
+# lookup and, in the first play, one look at the endpoint's interpreter (its
+# check runs again only when the interpreter changed).
 NOOP_MODULES_MAX = 7
 WORKER_START = "Start a worker for each site environment as the endpoint would"
+CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged account"
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"),
@@ -53,12 +55,19 @@ def site(tmp_path: Path) -> Iterator[tuple[Path, Path, str, Path]]:
     """(pytest's directory, the site every user can traverse, the uv account, its home)."""
     site = Path(tempfile.mkdtemp(prefix="hpc-gc-noop.", dir="/tmp"))
     site.chmod(0o755)
+    # The endpoint's interpreter, in a directory of the site's that the test can change.
+    endpoint_python(site).parent.mkdir(mode=0o755)
+    endpoint_python(site).symlink_to(PYTHON)
     try:
         with accounts("noop") as made:
             [(login, home)] = made.items()
             yield tmp_path, site, login, home
     finally:
         shutil.rmtree(site)
+
+
+def endpoint_python(site: Path) -> Path:
+    return site / "python" / PYTHON.name
 
 
 def variables(site: Path, login: str) -> dict[str, object]:
@@ -88,7 +97,7 @@ def variables(site: Path, login: str) -> dict[str, object]:
         "endpoint_bin_dir": str(site / "bin"),
         "endpoint_facts_dir": str(site / "facts"),
         "endpoint_uv": uv,
-        "endpoint_python": str(PYTHON),
+        "endpoint_python": str(endpoint_python(site)),
         "endpoint_service": False,
         "endpoint_identity_mapping": [{"source": "{username}", "match": "(.*)@example\\.org", "output": "{0}"}],
         "endpoint_identity_mapping_samples": [{"identity": {"username": "nobody@example.org"}, "user": "nobody"}],
@@ -161,10 +170,11 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert found.modules["localhost"] <= NOOP_MODULES_MAX, by_role(found, "localhost")
     # The installs, the check and the writes were skipped: uv and the endpoint looked once each.
     roles = by_role(found, "localhost")
-    # (site.yml's first play checks the endpoint's interpreter through _common's entry point.)
-    assert roles == {"play": 1, "uv": 2, "python_envs": 2, "endpoint": 1, "_common": 1}, roles
+    assert roles == {"play": 1, "uv": 2, "python_envs": 2, "endpoint": 2}, roles
     # Nothing was deployed, so the closing report started no worker.
     assert ("localhost", WORKER_START) not in found.tasks, found.tasks
+    # The first run checked the endpoint's interpreter as it still is: this one did not run it again.
+    assert not [task for _, task in found.tasks if task.endswith(CHECK_ENDPOINT_PYTHON)], found.tasks
 
     kinds = drifts(base, home)
     wanted = {kind: state(path) for kind, (path, _) in kinds.items()}
@@ -205,3 +215,23 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
 
     again, output = site_run(tmp, base, login)
     assert again["changed"] == 0, changed_tasks(output)
+
+    # A changed interpreter is checked again, before any role builds: a directory above it
+    # closed to users, then the interpreter itself replaced by one only root may run.
+    python = endpoint_python(base)
+    private = base / "private"
+    private.mkdir(mode=0o700)
+    shutil.copy2(PYTHON, private / PYTHON.name)
+    for change, undo in [
+        (lambda: python.parent.chmod(0o700), lambda: python.parent.chmod(0o755)),
+        (lambda: (python.unlink(), python.symlink_to(private / PYTHON.name)), lambda: None),
+    ]:
+        change()
+        before = {kind: state(path) for kind, (path, _) in kinds.items()}
+        result = run_playbook(tmp, "hpc.globus_compute.site", variables(base, login), [], offline_policy(base), True)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert f"endpoint_python: {python} cannot be run by nobody: Permission denied; nothing was built." in output
+        assert "PLAY [Roll out" not in result.stdout, output[-3000:]
+        assert {kind: state(path) for kind, (path, _) in kinds.items()} == before
+        undo()

@@ -172,6 +172,26 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
     assert_refused(result, site, before, "python_envs_interpreter_paths", str(shim), "cannot be run by nobody")
 
 
+@NEEDS_ROOT
+def test_a_mistyped_report_choice_stops_the_site_before_any_role(site: Path) -> None:
+    before = checksums(site)
+    result = run_playbook(
+        site.parent,
+        "hpc.globus_compute.site",
+        {**python_envs_vars(site), **endpoint_vars(site)},
+        args=["--skip-tags", "uv", "-e", "hpc_gc_report=alway"],
+        private_system=True,
+    )
+    assert_refused(
+        result,
+        site,
+        before,
+        'hpc_gc_report: "alway" is neither changed (the default: start workers only after a run that deployed'
+        " something) nor always.",
+    )
+    assert "PLAY [Roll out" not in result.stdout
+
+
 def first_runtime(site: Path) -> None:
     """No runtime yet: without a built default environment, only a first one is installed (unchecked)."""
     (site / "runtime" / "worker-env.conf").unlink()

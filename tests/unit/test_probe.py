@@ -131,7 +131,7 @@ def test_a_command_name_is_run_as_found_on_path(tmp_path: Path, monkeypatch: pyt
     found = probe({"path": "tool", "version": True}, {"path": "no-such-tool", "version": True})
     assert (found["tool"]["type"], found["tool"]["version"], found["tool"]["version_rc"]) == ("file", "tool 1.2\n", 0)
     assert (found["no-such-tool"]["type"], found["no-such-tool"]["version"]) == ("absent", "")
-    # Without version a name is no path.
+    # Without version or follow a name is no path.
     with pytest.raises(ValueError, match="must be absolute"):
         probe({"path": "tool"})
 
@@ -156,3 +156,30 @@ def test_follow_looks_at_what_a_link_names(tmp_path: Path) -> None:
     assert (unfollowed["type"], unfollowed["version"]) == ("link", "")
     found = probe({"path": link, "version": True, "follow": True})[link]
     assert (found["type"], found["mode"], found["version"]) == ("file", "0755", "uv 0.13.9\n")
+
+
+def test_follow_finds_a_name_on_path_and_parents_report_every_directory_above_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "bin").mkdir(mode=0o755)
+    (tmp_path / "lib").mkdir(mode=0o700)
+    (tmp_path / "lib" / "python9").write_text("#!/bin/sh\n")
+    (tmp_path / "lib" / "python9").chmod(0o755)
+    (tmp_path / "bin" / "python9").symlink_to(tmp_path / "lib" / "python9")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    found = probe({"path": "python9", "follow": True, "parents": True, "checksum": False})["python9"]
+    # Not run: only looked at, where running the name would reach.
+    assert (found["type"], found["found"], found["version_rc"]) == ("file", str(tmp_path / "lib" / "python9"), -1)
+    above = [str(p) for p in reversed(tmp_path.parents)] + [str(tmp_path)]
+    me = [os.geteuid(), os.getegid()]
+    assert found["parents"] == [
+        *([p, os.stat(p).st_uid, os.stat(p).st_gid, f"{stat.S_IMODE(os.stat(p).st_mode):04o}"] for p in above),
+        [str(tmp_path / "bin"), *me, "0755"],
+        [str(tmp_path / "lib"), *me, "0700"],
+    ]
+    # A directory closed to others changes what is reported, and so the roles' digest of it.
+    (tmp_path / "bin").chmod(0o700)
+    again = probe({"path": "python9", "follow": True, "parents": True, "checksum": False})["python9"]
+    assert [str(tmp_path / "bin"), *me, "0700"] in again["parents"]
+    # Without parents, none.
+    assert probe({"path": "python9", "follow": True})["python9"]["parents"] == []
