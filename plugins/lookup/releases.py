@@ -61,6 +61,7 @@ _raw:
 
 import json
 import os
+import re
 import zipfile
 from email.parser import HeaderParser
 from html.parser import HTMLParser
@@ -72,6 +73,7 @@ from ansible.errors import AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.hpc.globus_compute.plugins.lookup.contract import parts as contract
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
@@ -83,6 +85,9 @@ from packaging.utils import (
 from packaging.version import Version
 
 PYPI = "https://pypi.org/simple"
+# The releases the runtime serves (the request contract): a release of another
+# shape (an epoch, a local version, more parts or digits) is never selected.
+SERVED = re.compile(str(contract()["endpoint_pattern"]))
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 
 
@@ -160,9 +165,11 @@ def list_place(kind: str, place: str, project: str) -> dict[Version, str]:
         if not directory.is_dir():
             raise ValueError(f"find-links {place} is not a directory the controller can read")
         # Only the project's wheels are opened: a directory has no page that says it.
+        # Files only (a link to one too): a directory or a dangling link named like a wheel is none.
         files = [
             (n, wheel_requires_python(directory / n) if n.endswith(".whl") and version_of(n, project) else "")
             for n in os.listdir(directory)
+            if (directory / n).is_file()
         ]
     elif kind == "index":
         # An index: its project page, as JSON where it speaks PEP 691.
@@ -201,7 +208,8 @@ def _specifier(text: str) -> bool:
 
 def select(available: set[Version], specifier: str, newest: int | None, prereleases: bool) -> list[str]:
     """The releases a set selects, oldest first."""
-    chosen = sorted(SpecifierSet(specifier or "").filter(available, prereleases=prereleases))
+    served = {v for v in available if SERVED.match(str(v))}
+    chosen = sorted(SpecifierSet(specifier or "").filter(served, prereleases=prereleases))
     if not prereleases:
         # filter() lets pre-releases through when nothing else matches; a set never does.
         chosen = [v for v in chosen if not v.is_prerelease]

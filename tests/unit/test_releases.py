@@ -56,6 +56,22 @@ def test_a_set_selects_its_releases_oldest_first(wheelhouse: Path, wanted: dict,
     assert one({"offline": True, "find-links": [str(wheelhouse)]}, **wanted) == versions
 
 
+def test_releases_the_runtime_cannot_serve_are_never_selected(tmp_path: Path) -> None:
+    """An epoch, a local version, a fifth part, a fifth digit: packaging takes them, the request
+    contract does not, so a set must not build them. Nor is a directory or a dangling link a release."""
+    for name in (
+        "globus_compute_endpoint-4.19.0+hpc1-py3-none-any.whl",
+        "globus_compute_endpoint-1!4.19.0-py3-none-any.whl",
+        "globus_compute_endpoint-4.19.0.0.1-py3-none-any.whl",
+        "globus_compute_endpoint-123456.0.0-py3-none-any.whl",
+        "globus_compute_endpoint-4.18.0-py3-none-any.whl",
+    ):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "globus_compute_endpoint-7.7.7-py3-none-any.whl").mkdir()
+    (tmp_path / "globus_compute_endpoint-8.8.8-py3-none-any.whl").symlink_to(tmp_path / "gone")
+    assert one({"offline": True, "find-links": [str(tmp_path)]}, specifier=">=4") == ["4.18.0"]
+
+
 def test_pre_releases_stay_out_even_when_they_alone_match(wheelhouse: Path) -> None:
     """packaging's filter() lets pre-releases through when nothing else matches; a set does not."""
     with pytest.raises(ValueError) as failed:
