@@ -24,6 +24,7 @@ from collection_plugins import CONTRACT
 from test_template_render import deploy_runtime, render_many, sdk, worker_init_of
 
 ROOT = role_runner.ROOT
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 
 ENDPOINTS = [
     "4.19.0",
@@ -198,7 +199,7 @@ def test_ansible_and_bash_give_an_environment_the_same_name(runtime_strict: Path
     runtime, site = runtime_over(tmp_path, runtime_strict)
     for name in names:
         site_env(site, name)
-    for i, ((python, endpoint), name) in enumerate(zip(NAME_PAIRS, names)):
+    for i, ((python, endpoint), name) in enumerate(zip(NAME_PAIRS, names, strict=True)):
         result, second = bash_start(runtime, python, endpoint)
         assert (result.returncode, result.stdout) == (0, "activated\n"), result.stderr
         assert result.stderr.startswith(f"worker-env: {name} site {site / name} "), result.stderr
@@ -240,7 +241,7 @@ def test_the_runtime_names_environments_as_its_conf_says(runtime_strict: Path, t
         (site / name).symlink_to(f".builds/{name}-0")
     kept = "python3.12-endpoint4.19.0"
     pruned = subprocess.run(
-        ["bash", str(ROOT / "roles" / "_common" / "files" / "build-env.sh"), "--prune", "--check", str(site), "7", kept],
+        ["bash", str(BUILD_ENV), "--prune", "--check", str(site), "7", kept],
         capture_output=True,
         text=True,
         env={**os.environ, "BUILD_ENV_NAME": "python -endpoint"},

@@ -37,7 +37,8 @@ def runtime(tmp_path: Path) -> Path:
     (env / "bin" / "activate").write_text("echo activated\n")
     (env / ".ready").write_text("{}\n")
     parts = " ".join(map(str, CONTRACT["env_name_parts"]))  # type: ignore[call-overload]
-    (runtime / "worker-env.conf").write_text(f"WORKER_ENV_NAME=({parts})\nWORKER_ENV_SITE_ROOT={tmp_path / 'envs'}\n")
+    site = tmp_path / "envs"
+    (runtime / "worker-env.conf").write_text(f"WORKER_ENV_NAME=({parts})\nWORKER_ENV_SITE_ROOT={site}\n")
     return runtime
 
 
@@ -97,7 +98,11 @@ def test_without_setpriv_root_builds_nothing_and_says_why_in_one_line(tmp_path: 
     else:
         argv = ["--probe", "/usr/bin/python3"]
     result = subprocess.run(
-        ["bash", str(BUILD_ENV), *argv], capture_output=True, text=True, env={"PATH": path, "BUILD_ENV_NAME": os.environ["BUILD_ENV_NAME"]}, timeout=120
+        ["bash", str(BUILD_ENV), *argv],
+        capture_output=True,
+        text=True,
+        env={"PATH": path, "BUILD_ENV_NAME": os.environ["BUILD_ENV_NAME"]},
+        timeout=120,
     )
     assert (result.returncode, result.stdout, result.stderr) == (
         3,

@@ -83,7 +83,8 @@ def runtime(tmp_path: Path) -> Path:
     (tmp_path / "site").mkdir()
     parts = " ".join(map(str, CONTRACT["env_name_parts"]))  # type: ignore[call-overload]
     (runtime / "worker-env.conf").write_text(
-        f"WORKER_ENV_NAME=({parts})\nWORKER_ENV_SITE_ROOT={tmp_path / 'site'}\nWORKER_ENV_USER_BUILDS=true\nWORKER_ENV_UV=/bin/false\n"
+        f"WORKER_ENV_NAME=({parts})\n"
+        f"WORKER_ENV_SITE_ROOT={tmp_path / 'site'}\nWORKER_ENV_USER_BUILDS=true\nWORKER_ENV_UV=/bin/false\n"
     )
     return runtime
 
