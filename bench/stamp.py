@@ -39,7 +39,13 @@ MEASURES = {
         *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
         *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),
     ],
-    "version_sets": ["bench/version_sets.py", "roles/python_envs", "roles/_common", "plugins", "scripts/harness/artifacts"],
+    "version_sets": [
+        "bench/version_sets.py",
+        "roles/python_envs",
+        "roles/_common",
+        "plugins",
+        "scripts/harness/artifacts",
+    ],
     "site_rollout_local_mitogen": [
         *("bench/site_rollout.py", "bench/executions.py", "bench/trivial.yml"),
         *("roles", "playbooks", "plugins", "ansible.cfg", "inventories/local"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,3 +11,9 @@ COLLECTIONS = ROOT / ".cache" / "collections"
 
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+
+# build-env.sh takes an environment's name from its caller, as the _common
+# role gives it: the tests that run it directly give the contract's.
+from collection_plugins import CONTRACT  # noqa: E402
+
+os.environ.setdefault("BUILD_ENV_NAME", " ".join(map(str, CONTRACT["env_name_parts"])))  # type: ignore[call-overload]

@@ -21,6 +21,12 @@ description:
     JSON schema), and the characters it is made of.
   - C(template_rule) - the version rules as data, for the endpoint template.
   - C(env_name) - the name of an environment, with C({python}) and C({endpoint}).
+  - C(env_name_parts) - the same name as the two strings around the Python version,
+    C([prefix, infix]); the name is prefix, X.Y, infix, version. For bash, which
+    builds a name without a process (C(worker-env.conf)'s C(WORKER_ENV_NAME), and
+    C(build-env.sh)'s C(BUILD_ENV_NAME)).
+  - C(env_glob) - a glob that matches every environment's name (and a user's, with
+    C(-req-) and its hash), for C(ansible.builtin.find) and shell globs.
 options:
   _terms:
     description: The names of the parts wanted.
@@ -35,9 +41,11 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: Each part asked for, a string or (template_rule) a dict.
+  description: Each part asked for, a string, (env_name_parts) a list or (template_rule) a dict.
   type: list
 """
+
+import re
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
@@ -60,6 +68,14 @@ REQUIREMENT = f"{REQ_NAME}(?: *\\[ *{REQ_NAME}(?: *, *{REQ_NAME})* *\\])?(?: *{R
 REQUIREMENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-[],<>=!~*+ "
 # An environment's name; a user's environment with requirements adds -req-<16 hex>.
 ENV_NAME = "py{python}-gce{endpoint}"
+# The name's parts, which bash puts around the versions: the name must start
+# with the Python version's prefix and end with the endpoint version (a user's
+# -req-<hash> and a build's -<spec>.<host>-<pid> follow it), and the parts are
+# plain characters, literal in every glob and regular expression.
+ENV_NAME_PREFIX, _, _rest = ENV_NAME.partition("{python}")
+ENV_NAME_INFIX, _, _rest = _rest.partition("{endpoint}")
+if _rest or not re.fullmatch("[A-Za-z0-9._-]+", ENV_NAME_PREFIX + ENV_NAME_INFIX) or not ENV_NAME_INFIX:
+    raise ValueError(f"ENV_NAME {ENV_NAME!r}: expected PREFIX{{python}}INFIX{{endpoint}} of [A-Za-z0-9._-]")
 
 _N = f"[0-9]{{1,{VERSION_DIGITS}}}"
 PYTHON = f"{PYTHON_MAJOR}\\.[0-9]{{1,{PYTHON_MINOR_DIGITS}}}"
@@ -87,6 +103,8 @@ def parts() -> dict[str, object]:
         "requirement_ere": f"^ *({ere(REQ_NAME)}){ere(REQUIREMENT)[len(ere(REQ_NAME)) :]} *$",
         "user_env_ere": "^" + ENV_NAME.format(python=ere(PYTHON), endpoint=ere(ENDPOINT)) + "(-req-[0-9a-f]{16})?$",
         "env_name": ENV_NAME,
+        "env_name_parts": [ENV_NAME_PREFIX, ENV_NAME_INFIX],
+        "env_glob": f"{ENV_NAME_PREFIX}*{ENV_NAME_INFIX}*",
         "template_rule": {
             "python_major": PYTHON_MAJOR,
             "python_minor_digits": PYTHON_MINOR_DIGITS,

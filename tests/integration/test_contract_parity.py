@@ -12,7 +12,9 @@ status 2). Each must take exactly what the contract takes.
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from collection_plugins import CONTRACT
 from test_template_render import deploy_runtime, render_many, sdk, worker_init_of
 
 ROOT = role_runner.ROOT
+BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
 
 ENDPOINTS = [
     "4.19.0",
@@ -126,3 +129,123 @@ def test_ansible_and_bash_take_the_same_python_versions(runtime_strict: Path, tm
     bash = {v: bash_takes(runtime_strict, v, "4.19.0") for v in PYTHONS}
     assert ansible["python_envs_python"] == contract
     assert bash == contract
+
+
+# The name of an environment: the contract's, as the roles build it (python_envs'
+# vars, as preflight.yml names each entry) and as the runtime does from
+# worker-env.conf. The first pairs take the fast path; the fast path's globs
+# leave the others, pre-releases, to the second part.
+NAME_PAIRS = [("3.12", "4.19.0"), ("3.9", "1234.1234.1234"), ("3.11", "4.19.0rc1"), ("3.13", "4.19.0a1.post2.dev3")]
+FAST = 2
+
+
+def ansible_names(tmp_path: Path, pairs: list[tuple[str, str]]) -> list[str]:
+    out = tmp_path / "names.json"
+    playbook = tmp_path / "names.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        f"  vars_files: [{ROOT}/roles/python_envs/vars/main.yml]\n"
+        "  tasks:\n    - ansible.builtin.copy:\n"
+        f"        dest: {out}\n"
+        "        content: >-\n"
+        "          {{ pairs | map('join', ' ') | map('regex_replace', '^(\\S+) (\\S+)$',\n"
+        "             __python_envs_env_name | replace('{python}', '\\1') | replace('{endpoint}', '\\2'))\n"
+        "             | list | to_json }}\n"
+        "        mode: '0600'\n"
+    )
+    result = role_runner.run_playbook(tmp_path, str(playbook), {"pairs": [list(p) for p in pairs]})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text())
+
+
+def runtime_over(tmp_path: Path, runtime: Path, name_line: str | None = None) -> tuple[Path, Path]:
+    """A copy of a deployed runtime over a site root of its own; name_line replaces the conf's WORKER_ENV_NAME."""
+    copy, site = tmp_path / "runtime", tmp_path / "envs"
+    shutil.copytree(runtime, copy)
+    site.mkdir()
+    conf = copy / "worker-env.conf"
+    lines = conf.read_text().splitlines()
+    assert sum(line.startswith("WORKER_ENV_NAME=") for line in lines) == 1, lines
+    lines = [f"WORKER_ENV_SITE_ROOT={site}" if line.startswith("WORKER_ENV_SITE_ROOT=") else line for line in lines]
+    if name_line is not None:
+        lines = [name_line if line.startswith("WORKER_ENV_NAME=") else line for line in lines]
+    conf.write_text("\n".join(lines) + "\n")
+    return copy, site
+
+
+def site_env(site: Path, name: str) -> None:
+    """A site environment stamped ready, whose activate only says so."""
+    (site / name / "bin").mkdir(parents=True)
+    (site / name / "bin" / "python").symlink_to("/usr/bin/python3")
+    (site / name / "bin" / "activate").write_text("echo activated\n")
+    (site / name / ".ready").write_text("spec=0\n")
+
+
+def bash_start(runtime: Path, python: str, endpoint: str) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """A worker's start, and whether it went past the fast path (the trace shows the second part's call)."""
+    script = 'set -euo pipefail; exec 3>"$3"; BASH_XTRACEFD=3; set -x; source "$0/worker-env.sh" "$1" "$2"'
+    trace = runtime.parent / "trace"
+    result = subprocess.run(
+        ["bash", "-c", script, str(runtime), python, endpoint, str(trace)], capture_output=True, text=True
+    )
+    second = re.search(r"^\++ __worker_env \S", trace.read_text(), re.M) is not None
+    return result, second
+
+
+def test_ansible_and_bash_give_an_environment_the_same_name(runtime_strict: Path, tmp_path: Path) -> None:
+    names = ansible_names(tmp_path, NAME_PAIRS)
+    # The contract's name, from its definition.
+    assert names == [str(CONTRACT["env_name"]).format(python=p, endpoint=e) for p, e in NAME_PAIRS]
+    runtime, site = runtime_over(tmp_path, runtime_strict)
+    for name in names:
+        site_env(site, name)
+    for i, ((python, endpoint), name) in enumerate(zip(NAME_PAIRS, names, strict=True)):
+        result, second = bash_start(runtime, python, endpoint)
+        assert (result.returncode, result.stdout) == (0, "activated\n"), result.stderr
+        assert result.stderr.startswith(f"worker-env: {name} site {site / name} "), result.stderr
+        assert second == (i >= FAST), (python, endpoint)
+    # What the second part lists when none fits: the same names.
+    result, second = bash_start(runtime, "3.14", "4.19.0")
+    assert result.returncode == 1 and second
+    assert result.stderr.endswith(f"site has: {','.join(sorted(names))}; per-user builds are off\n"), result.stderr
+
+
+def test_the_runtime_names_environments_as_its_conf_says(runtime_strict: Path, tmp_path: Path) -> None:
+    """A conf with another WORKER_ENV_NAME: the runtime and build-env.sh use its name, never the contract's default."""
+    runtime, site = runtime_over(tmp_path, runtime_strict, "WORKER_ENV_NAME=(python -endpoint)")
+    default = str(CONTRACT["env_name"]).format(python="3.12", endpoint="4.19.0")
+    site_env(site, default)
+    for python, endpoint in NAME_PAIRS:
+        site_env(site, f"python{python}-endpoint{endpoint}")
+    for i, (python, endpoint) in enumerate(NAME_PAIRS):
+        name = f"python{python}-endpoint{endpoint}"
+        result, second = bash_start(runtime, python, endpoint)
+        assert result.stderr.startswith(f"worker-env: {name} site {site / name} "), result.stderr
+        assert second == (i >= FAST), (python, endpoint)
+    result, _ = bash_start(runtime, "3.14", "4.19.0")
+    listed = ",".join(sorted(f"python{p}-endpoint{e}" for p, e in NAME_PAIRS))
+    assert result.stderr.endswith(f"site has: {listed}; per-user builds are off\n"), result.stderr
+    # A conf without the line (an earlier release's): the second part says so, and starts nothing.
+    runtime_old, _ = runtime_over(tmp_path / "old", runtime_strict, "")
+    result, second = bash_start(runtime_old, "3.12", "4.19.0")
+    assert (result.returncode, result.stdout, second) == (1, "", True)
+    assert result.stderr == (
+        "worker-env: no environment for Python 3.12 with globus-compute-endpoint 4.19.0: "
+        f"{runtime_old}/worker-env.conf has no WORKER_ENV_NAME (deploy python_envs again)\n"
+    )
+    # build-env.sh's prune, given the same parts, looks at those names alone.
+    for name in [default, *(f"python{p}-endpoint{e}" for p, e in NAME_PAIRS)]:
+        (site / ".builds" / f"{name}-0").mkdir(parents=True)
+        (site / ".builds" / f"{name}-0" / ".ready").touch()
+        shutil.rmtree(site / name)
+        (site / name).symlink_to(f".builds/{name}-0")
+    kept = "python3.12-endpoint4.19.0"
+    pruned = subprocess.run(
+        ["bash", str(BUILD_ENV), "--prune", "--check", str(site), "7", kept],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BUILD_ENV_NAME": "python -endpoint"},
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    others = sorted(f"python{p}-endpoint{e}" for p, e in NAME_PAIRS if f"python{p}-endpoint{e}" != kept)
+    assert pruned.stdout.splitlines() == [f"would unpublish {name}" for name in others]

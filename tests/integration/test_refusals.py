@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from collection_plugins import CONTRACT
 from role_runner import ROOT
 
 FILES = ROOT / "roles" / "python_envs" / "files"
@@ -35,7 +36,9 @@ def runtime(tmp_path: Path) -> Path:
     (env / "bin" / "python").symlink_to("/usr/bin/python3")
     (env / "bin" / "activate").write_text("echo activated\n")
     (env / ".ready").write_text("{}\n")
-    (runtime / "worker-env.conf").write_text(f"WORKER_ENV_SITE_ROOT={tmp_path / 'envs'}\n")
+    parts = " ".join(map(str, CONTRACT["env_name_parts"]))  # type: ignore[call-overload]
+    site = tmp_path / "envs"
+    (runtime / "worker-env.conf").write_text(f"WORKER_ENV_NAME=({parts})\nWORKER_ENV_SITE_ROOT={site}\n")
     return runtime
 
 
@@ -95,7 +98,11 @@ def test_without_setpriv_root_builds_nothing_and_says_why_in_one_line(tmp_path: 
     else:
         argv = ["--probe", "/usr/bin/python3"]
     result = subprocess.run(
-        ["bash", str(BUILD_ENV), *argv], capture_output=True, text=True, env={"PATH": path}, timeout=120
+        ["bash", str(BUILD_ENV), *argv],
+        capture_output=True,
+        text=True,
+        env={"PATH": path, "BUILD_ENV_NAME": os.environ["BUILD_ENV_NAME"]},
+        timeout=120,
     )
     assert (result.returncode, result.stdout, result.stderr) == (
         3,

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from collection_plugins import CONTRACT
 from role_runner import ROOT
 
 FILES = ROOT / "roles" / "python_envs" / "files"
@@ -80,7 +81,9 @@ def runtime(tmp_path: Path) -> Path:
     for path in (FILES / "worker-env.sh", FILES / "worker-env-build", BUILD_ENV):
         shutil.copy(path, runtime)
     (tmp_path / "site").mkdir()
+    parts = " ".join(map(str, CONTRACT["env_name_parts"]))  # type: ignore[call-overload]
     (runtime / "worker-env.conf").write_text(
+        f"WORKER_ENV_NAME=({parts})\n"
         f"WORKER_ENV_SITE_ROOT={tmp_path / 'site'}\nWORKER_ENV_USER_BUILDS=true\nWORKER_ENV_UV=/bin/false\n"
     )
     return runtime

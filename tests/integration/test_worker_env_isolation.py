@@ -99,7 +99,7 @@ def build_site(site: Site, cwd: Path, env: dict[str, str], spec: str = "0" * 12)
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env,
+        env={**env, "BUILD_ENV_NAME": os.environ["BUILD_ENV_NAME"]},
         timeout=TIMEOUT,
     )
 

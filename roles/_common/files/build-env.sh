@@ -151,6 +151,17 @@ if [[ ${1:-} == --rules ]]; then
   return 0
 fi
 
+# An environment's name is PREFIX X.Y INFIX VERSION, the request contract's
+# (plugins/lookup/contract.py), whose parts the caller gives as
+# BUILD_ENV_NAME="PREFIX INFIX" (the _common role's build_env does): a prune
+# and the removal of interrupted builds look at such names alone.
+name_parts() { # the parts into name_part, or fail saying so (status 2)
+  read -r -a name_part <<<"${BUILD_ENV_NAME:-}"
+  ((${#name_part[@]} == 2)) && return 0
+  echo "build-env: BUILD_ENV_NAME '${BUILD_ENV_NAME:-}': expected the two parts of an environment's name, PREFIX INFIX" >&2
+  exit 2
+}
+
 # What a killed site builder leaves in root, of any spec (one superseded
 # since has no build of its own to find it): a build without its ready stamp,
 # NAME-SPEC.HOST-PID, and a link in flight, .NAME.link.HOST-PID (between its
@@ -158,10 +169,10 @@ fi
 # builder may be running, here or on another host. A user's builds, in a
 # root a per-user deployment shares, sit one level deeper and are theirs.
 remove_interrupted() { # root: says what it did
-  local entry build='^py3[.][0-9]{1,2}-gce[^/]*-[0-9a-f]+[.](.+-[0-9]+)$' link='^[.]py3[.][0-9]{1,2}-gce[^/]*[.]link[.](.+)$'
-  for entry in "$1"/.builds/py* "$1"/.py*.link.*; do
-    if [[ ${entry##*/} =~ $build && -d $entry && ! -L $entry && ! -f $entry/.ready ]] ||
-      [[ ${entry##*/} =~ $link && -L $entry ]]; then
+  local entry prefix=${name_part[0]} infix=${name_part[1]}
+  for entry in "$1/.builds/$prefix"* "$1/.$prefix"*.link.*; do
+    if [[ ${entry##*/} =~ ^"$prefix"[^/]*"$infix"[^/]*-[0-9a-f]+[.](.+-[0-9]+)$ && -d $entry && ! -L $entry &&
+      ! -f $entry/.ready ]] || [[ ${entry##*/} =~ ^[.]"$prefix"[^/]*"$infix"[^/]*[.]link[.](.+)$ && -L $entry ]]; then
       dead "$entry" "${BASH_REMATCH[1]}" || continue
       $sweep_check || rm -rf "$entry" 2>/dev/null || :
       said removed remove "${entry#"$1/"}"
@@ -244,6 +255,7 @@ while [[ ${1:-} == --* ]]; do
   shift
 done
 if $prune; then
+  name_parts
   root=$1 days=$2
   shift 2
   if [[ ! $days =~ ^[0-9]+$ ]]; then
@@ -256,7 +268,7 @@ if $prune; then
   # Unpublish the site's environments that are not kept: links to a build
   # directly under .builds (a user's, in a root a per-user deployment shares,
   # link one level deeper and are that user's own builds' to prune).
-  for link in "$root"/py*-gce*; do
+  for link in "$root/${name_part[0]}"*"${name_part[1]}"*; do
     target=$(readlink "$link" 2>/dev/null) || continue
     [[ $target == .builds/* && $target != .builds/*/* ]] || continue
     for keep; do
@@ -283,6 +295,7 @@ if $probe; then
   python=$1
   [[ $python != */* || $python == /* ]] || python=$PWD/$python
 else
+  name_parts
   uv=$1 root=$2 name=$3 hash=$4 python=$5 endpoint=$6
   shift 6
   [[ $root == /* ]] || root=$PWD/$root

@@ -1,6 +1,6 @@
 """Checks a staged runtime before it replaces the deployed one.
 
-    <default environment's python> check-template.py STAGED RUNTIME_DIR ACCOUNT PYTHON ENDPOINT PROGRAM...
+    <default environment's python> check-template.py STAGED RUNTIME_DIR ACCOUNT PYTHON ENDPOINT NAME PROGRAM...
 
 STAGED holds the new runtime (the PROGRAMs: worker-env.sh, worker-env-build,
 build-env.sh; worker-env.conf, user_config_schema.json,
@@ -21,7 +21,8 @@ and the new template is
 3. its worker_init parsed by `bash -n`;
 4. run once by ACCOUNT (root only; any other caller runs it as itself), as a
    worker's shell runs it, with the staged runtime in place of RUNTIME_DIR:
-   it must leave the environment's process_worker_pool.py on PATH.
+   it must leave the environment's process_worker_pool.py on PATH (NAME is
+   that environment's, the contract's name for PYTHON and ENDPOINT).
 
 Then it prints "checked". On failure it prints one line on stderr that starts
 with the variable to fix, and exits 1.
@@ -173,7 +174,7 @@ def programs(staged: Path, account: str, names: list[str]) -> None:
         raise Refused(f"build-env.sh: {runs_as(account)} cannot source its rules (build-env.sh --rules): {reason}")
 
 
-def start(worker_init: str, staged: Path, runtime: str, account: str, python: str, endpoint: str) -> None:
+def start(worker_init: str, staged: Path, runtime: str, account: str, name: str) -> None:
     parsed = subprocess.run(["bash", "-n", "-c", worker_init], capture_output=True, text=True, check=False)
     if parsed.returncode != 0:
         raise Refused(f"python_envs_worker_init_prefix: bash cannot parse the worker_init: {last_line(parsed.stderr)}")
@@ -193,10 +194,10 @@ def start(worker_init: str, staged: Path, runtime: str, account: str, python: st
                 f"python_envs_worker_init_prefix: it exits {alone.returncode} for {who}: {last_line(alone.stderr)}"
             )
     reason = last_line(started.stderr) if started.stderr.strip() else "process_worker_pool.py is not on its PATH"
-    raise Refused(f"python_envs_default: a worker does not start in py{python}-gce{endpoint} as {who}: {reason}")
+    raise Refused(f"python_envs_default: a worker does not start in {name} as {who}: {reason}")
 
 
-def main(staged: Path, runtime: str, account: str, python: str, endpoint: str, names: list[str]) -> str:
+def main(staged: Path, runtime: str, account: str, python: str, endpoint: str, name: str, names: list[str]) -> str:
     if unchanged(staged, Path(runtime)):
         return "unchanged"
     # The account reads the staged runtime as workers read the deployed one.
@@ -204,13 +205,13 @@ def main(staged: Path, runtime: str, account: str, python: str, endpoint: str, n
         path.chmod(0o755)
     programs(staged, account, names)
     worker_init = load(render(staged, python, endpoint))
-    start(worker_init, staged, runtime, account, python, endpoint)
+    start(worker_init, staged, runtime, account, name)
     return "checked"
 
 
 if __name__ == "__main__":
     try:
-        print(main(Path(sys.argv[1]), *sys.argv[2:6], sys.argv[6:]))
+        print(main(Path(sys.argv[1]), *sys.argv[2:7], sys.argv[7:]))
     except Refused as refused:
         print(refused, file=sys.stderr)
         sys.exit(1)

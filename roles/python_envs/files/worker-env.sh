@@ -84,25 +84,32 @@ __worker_env_done() { # the user's options back, and none of this file's names l
     __worker_env_user 2>/dev/null
   # The lock's descriptor stays open for the worker; only its name goes.
   builtin unset __worker_env_base __worker_env_env __worker_env_fallback __worker_env_how \
-    __worker_env_line __worker_env_norm __worker_env_note __worker_env_o __worker_env_restore __worker_env_start \
+    __worker_env_line __worker_env_name __worker_env_norm __worker_env_note __worker_env_o __worker_env_restore __worker_env_start \
     __worker_env_why 2>/dev/null
 }
 
 # The fast path: two versions of the shapes the template sends (a subset of
 # the second part's rule, which refuses or takes all others), and a site
 # environment stamped ready whose interpreter runs for this account. The
-# site root is worker-env.conf's WORKER_ENV_SITE_ROOT line, as written there.
+# site root and the name's parts are worker-env.conf's WORKER_ENV_NAME and
+# WORKER_ENV_SITE_ROOT lines, as written there (a conf without the name, from
+# an earlier release, leaves the start to the second part).
 __worker_env_env=
+__worker_env_name=()
 if (($# == 2)) && [[ $1 == 3.[0123456789] || $1 == 3.[0123456789][0123456789] ]] &&
   [[ ${2//[0123456789]/} == .. && $2 == [0123456789]*.[0123456789]*.[0123456789]* &&
     $2 != *[0123456789][0123456789][0123456789][0123456789][0123456789]* ]]; then
   # Quiet: a missing file is the second part's to report, once.
   while IFS= read -r __worker_env_line; do
-    if [[ $__worker_env_line == WORKER_ENV_SITE_ROOT=* ]]; then
-      # Only the site's value is evaluated (it is written shell-quoted); the
-      # client's versions are appended as data.
-      eval "__worker_env_env=${__worker_env_line#*=}"
-      __worker_env_env+="/py$1-gce$2"
+    # Only the site's values are evaluated (written shell-quoted); the
+    # client's versions are put between the name's parts as data.
+    if [[ $__worker_env_line == WORKER_ENV_NAME=* ]]; then
+      eval "__worker_env_name=${__worker_env_line#*=}"
+    elif [[ $__worker_env_line == WORKER_ENV_SITE_ROOT=* ]]; then
+      if ((${#__worker_env_name[@]} == 2)); then
+        eval "__worker_env_env=${__worker_env_line#*=}"
+        __worker_env_env+="/${__worker_env_name[0]}$1${__worker_env_name[1]}$2"
+      fi
       break
     fi
   done 2>/dev/null <"${BASH_SOURCE[0]%/*}/worker-env.conf"
@@ -233,7 +240,7 @@ __worker_env_spec() { # env: the spec hash of a site build's ready stamp, into _
 
 __worker_env_list() { # root: the ready environments under it, comma-separated
   local stamp names=()
-  for stamp in "$1"/py*-gce*/.ready; do
+  for stamp in "$1/${WORKER_ENV_NAME[0]}"*"${WORKER_ENV_NAME[1]}"*/.ready; do
     stamp=${stamp%/.ready}
     [[ -f $stamp/.ready ]] && names+=("${stamp##*/}")
   done
@@ -270,7 +277,7 @@ __worker_env() {
   local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
   # The contract's rules: without them (no worker-env.conf line), nothing passes.
   local WORKER_ENV_PYTHON_PATTERN='' WORKER_ENV_ENDPOINT_PATTERN='' WORKER_ENV_REQUIREMENT_PATTERN=''
-  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=()
+  local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=() WORKER_ENV_NAME=()
   # shellcheck source=/dev/null
   builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
 
@@ -283,8 +290,14 @@ __worker_env() {
     __worker_env_say "refusing globus-compute-endpoint version '${gce:0:40}': expected a release such as 4.19.0"
     return 2
   fi
+  # The contract's name, around the versions: without it, no environment has one.
+  if ((${#WORKER_ENV_NAME[@]} != 2)); then
+    __worker_env_say "no environment for Python $py with globus-compute-endpoint $gce:" \
+      "${BASH_SOURCE[0]%/*}/worker-env.conf has no WORKER_ENV_NAME (deploy python_envs again)"
+    return 1
+  fi
   shift 2
-  name="py$py-gce$gce"
+  name=${WORKER_ENV_NAME[0]}$py${WORKER_ENV_NAME[1]}$gce
   env="$WORKER_ENV_SITE_ROOT/$name"
   __worker_env_how=site
 
