@@ -85,9 +85,19 @@ ENDPOINT_MAX_LENGTH = 3 * VERSION_DIGITS + 2 + max(map(len, PRE_TAGS)) + VERSION
 ENDPOINT_MAX_LENGTH += sum(1 + len(suffix) + VERSION_DIGITS for suffix in SUFFIXES)
 
 
+def _spelled(bracket: re.Match) -> str:
+    """A bracket expression with its ranges (0-9, a-z) written out."""
+    return re.sub(
+        r"([0-9A-Za-z])-([0-9A-Za-z])",
+        lambda r: "".join(map(chr, range(ord(r.group(1)), ord(r.group(2)) + 1))),
+        bracket.group(0),
+    )
+
+
 def ere(pattern: str) -> str:
-    """A pattern of this module as a POSIX extended regular expression (no (?:...) groups)."""
-    return pattern.replace("(?:", "(")
+    """A pattern of this module as a POSIX extended regular expression (no (?:...) groups), its
+    ranges spelled out: in bash under a UTF-8 locale, [0-9] also takes digits such as ² and ١."""
+    return re.sub(r"\[[^]]*\]", _spelled, pattern.replace("(?:", "("))
 
 
 def parts() -> dict[str, object]:
@@ -101,7 +111,7 @@ def parts() -> dict[str, object]:
         "endpoint_ere": f"^{ere(ENDPOINT)}$",
         # Spaces around it are allowed, as a requirements file has them; the name is group 1.
         "requirement_ere": f"^ *({ere(REQ_NAME)}){ere(REQUIREMENT)[len(ere(REQ_NAME)) :]} *$",
-        "user_env_ere": "^" + ENV_NAME.format(python=ere(PYTHON), endpoint=ere(ENDPOINT)) + "(-req-[0-9a-f]{16})?$",
+        "user_env_ere": "^" + ENV_NAME.format(python=ere(PYTHON), endpoint=ere(ENDPOINT)) + ere("(-req-[0-9a-f]{16})?$"),
         "env_name": ENV_NAME,
         "env_name_parts": [ENV_NAME_PREFIX, ENV_NAME_INFIX],
         "env_glob": f"{ENV_NAME_PREFIX}*{ENV_NAME_INFIX}*",

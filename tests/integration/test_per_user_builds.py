@@ -689,3 +689,39 @@ def test_more_sets_than_the_limit_in_use_at_once_are_not_rebuilt_in_turn(site: S
     assert sorted(p.name for p in envs.iterdir() if not p.name.startswith(".")) == sorted(
         line_of(r).split()[1] for r in results[:2]
     )
+
+
+def test_a_start_dated_far_ahead_counts_as_the_oldest_not_as_just_made(site: Site, home: Path) -> None:
+    """A lock whose time is years ahead (a clock set wrong, a backup restored) would wedge the limit:
+    every start refused, or the environment never aged out, until that date."""
+    first, second = (run(site, home, init(site, req)) for req in ("six", "idna"))
+    assert [line_of(r).split()[2] for r in (first, second)] == ["built", "built"], [first.stderr, second.stderr]
+    six, idna = (line_of(r).split()[1] for r in (first, second))
+    envs = envs_of(home)
+    ahead, before_the_wait = time.time() + 3650 * 86400, time.time() - 3600
+    os.utime(envs / f".{six}.lock", (ahead, ahead))
+    os.utime(envs / f".{idna}.lock", (before_the_wait, before_the_wait))
+    third = run(site, home, init(site, "certifi"))
+    assert third.returncode == 0 and line_of(third).split()[2] == "built", third.stderr
+    assert sorted(p.name for p in envs.iterdir() if not p.name.startswith(".")) == sorted(
+        [idna, line_of(third).split()[1]]
+    )
+
+
+def test_a_link_among_a_users_builds_is_never_followed(site: Site, home: Path, tmp_path: Path) -> None:
+    """A name of the user's builds that is a link: the tidy would delete what it points at."""
+    precious = tmp_path / "precious"
+    (precious / "thesis").mkdir(parents=True)
+    (precious / "thesis" / "ch1.tex").write_text("chapter one\n")
+    (precious / "notes-2024").write_text("notes\n")
+    old = time.time() - 3 * 86400
+    for path in (precious / "thesis" / "ch1.tex", precious / "notes-2024", precious / "thesis", precious):
+        os.utime(path, (old, old))
+    before = sorted(str(p.relative_to(precious)) for p in precious.rglob("*"))
+    (envs_of(home) / ".builds").mkdir(parents=True)
+    planted = envs_of(home) / ".builds" / f"py3.11-gce{GCE}-req-0123456789abcdef"
+    planted.symlink_to(precious)
+    result = run(site, home, init(site, "six"))
+    assert result.returncode == 0 and line_of(result).split()[2] == "built", result.stderr
+    assert sorted(str(p.relative_to(precious)) for p in precious.rglob("*")) == before
+    assert planted.is_symlink()

@@ -111,3 +111,25 @@ def test_without_setpriv_root_builds_nothing_and_says_why_in_one_line(tmp_path: 
     )
     # Nothing was built, locked or published.
     assert not root.exists()
+
+
+@pytest.mark.parametrize(
+    "python",
+    [f"3.11\nworker-env: {NAME} site /forged 1.000 ms", "3.11\r\x1b[2Kforged"],
+    ids=["newline", "carriage-return-escape"],
+)
+def test_a_refusal_is_one_line_whatever_the_client_sent(runtime: Path, python: str) -> None:
+    """Sourced directly, a version may hold a line break: the refusal must not print a forged worker line."""
+    script = f'. {runtime}/worker-env.sh "$1" 4.19.0 || exit $?\necho ran'
+    result = subprocess.run(
+        ["bash", "-c", script, "bash", python],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(runtime)},
+        timeout=30,
+    )
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("worker-env: refusing Python version"), (
+        result.stderr
+    )
+    assert "\x1b" not in result.stderr and "\r" not in result.stderr

@@ -225,3 +225,27 @@ def test_a_link_left_in_flight_goes_once_its_builder_is_dead(wheelhouse: Path, s
     assert (rc, out) == (0, "built\n"), err
     assert published(root).name.startswith(f"{NAME}-dddd.")
     assert sorted(p.name for p in root.glob(f".{NAME}.link.*")) == [foreign.name]
+
+
+@pytest.mark.parametrize("node", ["node-01", "gpu-a100", "cn-0a1b.cluster"])
+def test_a_dead_build_of_a_host_whose_name_holds_dashes_goes_at_once(tmp_path: Path, node: str) -> None:
+    """Clusters name nodes node-01 or gpu-a100: the tag is everything after the build's spec, since
+    the versions in its name hold no dash; read from the last dash, it was never this host's."""
+    root = tmp_path / "envs"
+    _, boot, pidns = tag_parts()
+    dead = gone_pid()
+    left = root / ".builds" / f"{NAME}-0123456789ab.{node}.{boot}.{pidns}-{dead}"
+    (left / "bin").mkdir(parents=True)
+    flight = root / f".{NAME}.link.{node}.{boot}.{pidns}-{dead}"
+    flight.symlink_to(f".builds/{left.name}")
+    script = 'hostname "$1" && exec bash "$2" --prune "$3" 7'
+    result = subprocess.run(
+        ["unshare", "--uts", "sh", "-c", script, "sh", node, str(BUILD_ENV), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout == f"removed .builds/{left.name}\nremoved {flight.name}\n"
+    assert not left.exists() and not flight.is_symlink()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,6 +86,12 @@ def runtime(tmp_path: Path) -> Path:
     (runtime / "worker-env.conf").write_text(
         f"WORKER_ENV_NAME=({parts})\n"
         f"WORKER_ENV_SITE_ROOT={tmp_path / 'site'}\nWORKER_ENV_USER_BUILDS=true\nWORKER_ENV_UV=/bin/false\n"
+        # The contract's rules, as the role writes them: without them every version is refused.
+        + "".join(
+            f"WORKER_ENV_{key.split('_')[0].upper()}_PATTERN={shlex.quote(str(CONTRACT[key]))}\n"
+            for key in ("python_ere", "endpoint_ere", "requirement_ere")
+        )
+        + f"WORKER_ENV_USER_ENV_PATTERN={shlex.quote(str(CONTRACT['user_env_ere']))}\n"
     )
     return runtime
 

@@ -171,8 +171,10 @@ name_parts() { # the parts into name_part, or fail saying so (status 2)
 remove_interrupted() { # root: says what it did
   local entry prefix=${name_part[0]} infix=${name_part[1]}
   for entry in "$1/.builds/$prefix"* "$1/.$prefix"*.link.*; do
-    if [[ ${entry##*/} =~ ^"$prefix"[^/]*"$infix"[^/]*-[0-9a-f]+[.](.+-[0-9]+)$ && -d $entry && ! -L $entry &&
-      ! -f $entry/.ready ]] || [[ ${entry##*/} =~ ^[.]"$prefix"[^/]*"$infix"[^/]*[.]link[.](.+)$ && -L $entry ]]; then
+    # The versions hold no -: the tag is all after the first -SPEC. (a hostname may hold - and hex).
+    if [[ ${entry##*/} =~ ^"$prefix"[^/-]*"$infix"[^/-]*-[0123456789abcdef]+[.](.+-[0123456789]+)$ && -d $entry &&
+      ! -L $entry && ! -f $entry/.ready ]] ||
+      [[ ${entry##*/} =~ ^[.]"$prefix"[^/-]*"$infix"[^/-]*[.]link[.](.+)$ && -L $entry ]]; then
       dead "$entry" "${BASH_REMATCH[1]}" || continue
       $sweep_check || rm -rf "$entry" 2>/dev/null || :
       said removed remove "${entry#"$1/"}"

@@ -160,7 +160,10 @@ fi
 # (a regex is compiled at each start) in the shapes the template sends, a
 # subset of the rule here, which refuses or takes all others.
 
-__worker_env_say() { printf 'worker-env: %s\n' "$*" >&2; }
+__worker_env_say() { # one line, whatever a client's strings in it hold
+  local LC_ALL=C line="$*"
+  printf 'worker-env: %s\n' "${line//[[:cntrl:]]/?}" >&2
+}
 
 __worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
   local target
@@ -360,7 +363,7 @@ __worker_env_user() { # REQ...: point env at the user's environment, building it
     builtin printf -v out '%s\n' "$__worker_env_base" "${__worker_env_norm[@]}" 2>/dev/null || out=
     __worker_env_key "$out"
     # Another name would share one environment between different requirements.
-    if [[ ! $__worker_env_base =~ ^[0-9a-f]{16}$ || -z $out ]]; then
+    if [[ ! $__worker_env_base =~ ^[0123456789abcdef]{16}$ || -z $out ]]; then
       __worker_env_say "refusing requirements: no key for them in this shell (printf is not bash's builtin)"
       return 1
     fi
