@@ -96,7 +96,7 @@ def _spelled(bracket: re.Match) -> str:
 
 def ere(pattern: str) -> str:
     """A pattern of this module as a POSIX extended regular expression (no (?:...) groups), its
-    ranges spelled out: in bash under a UTF-8 locale, [0-9] also takes digits such as ² and ١."""
+    ranges spelled out: in bash under a UTF-8 locale, [0-9] also takes other scripts' digits (U+00B2, U+0661)."""
     return re.sub(r"\[[^]]*\]", _spelled, pattern.replace("(?:", "("))
 
 
@@ -111,7 +111,9 @@ def parts() -> dict[str, object]:
         "endpoint_ere": f"^{ere(ENDPOINT)}$",
         # Spaces around it are allowed, as a requirements file has them; the name is group 1.
         "requirement_ere": f"^ *({ere(REQ_NAME)}){ere(REQUIREMENT)[len(ere(REQ_NAME)) :]} *$",
-        "user_env_ere": "^" + ENV_NAME.format(python=ere(PYTHON), endpoint=ere(ENDPOINT)) + ere("(-req-[0-9a-f]{16})?$"),
+        "user_env_ere": (
+            "^" + ENV_NAME.format(python=ere(PYTHON), endpoint=ere(ENDPOINT)) + ere("(-req-[0-9a-f]{16})?$")
+        ),
         "env_name": ENV_NAME,
         "env_name_parts": [ENV_NAME_PREFIX, ENV_NAME_INFIX],
         "env_glob": f"{ENV_NAME_PREFIX}*{ENV_NAME_INFIX}*",
