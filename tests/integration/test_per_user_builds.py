@@ -725,3 +725,25 @@ def test_a_link_among_a_users_builds_is_never_followed(site: Site, home: Path, t
     assert result.returncode == 0 and line_of(result).split()[2] == "built", result.stderr
     assert sorted(str(p.relative_to(precious)) for p in precious.rglob("*")) == before
     assert planted.is_symlink()
+
+
+def test_a_link_in_place_of_the_builds_of_the_name_being_built_is_never_followed(
+    site: Site, home: Path, tmp_path: Path
+) -> None:
+    """The builds (and the tidy) of the environment a start needs would go wherever the link points."""
+    first = run(site, home, init(site, "six"))
+    assert first.returncode == 0, first.stderr
+    name = line_of(first).split()[1]
+    envs = envs_of(home)
+    (envs / name).unlink()
+    shutil.rmtree(envs / ".builds" / name)
+    precious = tmp_path / "precious"
+    (precious / "otherhost-123").mkdir(parents=True)
+    old = time.time() - 3 * 86400
+    os.utime(precious / "otherhost-123", (old, old))
+    (envs / ".builds" / name).symlink_to(precious)
+    again = run(site, home, init(site, "six"))
+    assert again.returncode == 0 and line_of(again).split()[2] == "built", again.stderr
+    assert sorted(p.name for p in precious.iterdir()) == ["otherhost-123"]
+    assert (envs / ".builds" / name).is_dir() and not (envs / ".builds" / name).is_symlink()
+    assert os.path.realpath(envs / name).startswith(str(envs / ".builds" / name) + "/")
