@@ -212,7 +212,9 @@ def test_uv_managed_interpreters_are_under_the_root_and_users_run_their_environm
     ran = as_user("nobody", f"{envs / NAME}/bin/python -c 'import globus_compute_endpoint as g; print(g.__version__)'")
     assert (ran.returncode, ran.stdout) == (0, "4.19.0\n"), ran.stderr
     conf = (site / "runtime" / "worker-env.conf").read_text().splitlines()
-    assert conf[-1] == f"WORKER_ENV_PYTHON_INSTALL_DIR={envs / '.python'}"
+    assert [line for line in conf if line.startswith("WORKER_ENV_PYTHON_INSTALL_DIR=")] == [
+        f"WORKER_ENV_PYTHON_INSTALL_DIR={envs / '.python'}"
+    ]
     # A per-user build with no site environment under it finds the same interpreter there.
     user_home = site / "home"
     user_home.mkdir()
