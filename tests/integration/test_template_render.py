@@ -689,5 +689,7 @@ def test_the_runtime_takes_exactly_the_versions_of_its_rule(
             what = "Python" if kind == "python" else "globus-compute-endpoint"
             expected = "expected 3.X" if kind == "python" else "expected a release such as 4.19.0"
             assert (result.returncode, result.stdout) == (2, ""), (version, result.stderr)
-            refusal = f"worker-env: refusing {what} version '{version[:40]}': {expected}\n"
+            # A refusal is one line: a control character the client sent shows as ?.
+            shown = re.sub(r"[\x00-\x1f\x7f]", "?", version[:40])
+            refusal = f"worker-env: refusing {what} version '{shown}': {expected}\n"
             assert result.stderr == "SECOND-PART\n" + refusal, version
