@@ -39,14 +39,27 @@ _value:
 
 import re
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
+from ansible.errors import AnsibleFilterError
+
+# packaging comes with ansible-core on every controller; ansible-test's import
+# check runs without it.
+try:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+except ImportError as missing:
+    PACKAGING_MISSING: ImportError | None = missing
+else:
+    PACKAGING_MISSING = None
 
 # Patch releases tried for a minor: more than any Python minor has had.
 PATCHES = range(100)
 
 
 def python_minors(minors: list[str], requires_python: str = "") -> list[str]:
+    if PACKAGING_MISSING is not None:
+        raise AnsibleFilterError(
+            f"python_minors needs the Python package packaging on the controller: {PACKAGING_MISSING}"
+        )
     wanted = SpecifierSet(requires_python or "")
     # Anything but X.Y (a stray key of python_envs_interpreter_paths) names no Python to build for.
     ordered = sorted({str(m) for m in minors if re.fullmatch(r"[0-9]+\.[0-9]+", str(m))}, key=Version)

@@ -72,9 +72,13 @@ ENV_NAME = "py{python}-gce{endpoint}"
 # with the Python version's prefix and end with the endpoint version (a user's
 # -req-<hash> and a build's -<spec>.<host>-<pid> follow it), and the parts are
 # plain characters, literal in every glob and regular expression.
-ENV_NAME_PREFIX, _, _rest = ENV_NAME.partition("{python}")
-ENV_NAME_INFIX, _, _rest = _rest.partition("{endpoint}")
-if _rest or not re.fullmatch("[A-Za-z0-9._-]+", ENV_NAME_PREFIX + ENV_NAME_INFIX) or not ENV_NAME_INFIX:
+ENV_NAME_PREFIX = ENV_NAME.partition("{python}")[0]
+ENV_NAME_INFIX = ENV_NAME.partition("{python}")[2].partition("{endpoint}")[0]
+if (
+    ENV_NAME != f"{ENV_NAME_PREFIX}{{python}}{ENV_NAME_INFIX}{{endpoint}}"
+    or not re.fullmatch("[A-Za-z0-9._-]+", ENV_NAME_PREFIX + ENV_NAME_INFIX)
+    or not ENV_NAME_INFIX
+):
     raise ValueError(f"ENV_NAME {ENV_NAME!r}: expected PREFIX{{python}}INFIX{{endpoint}} of [A-Za-z0-9._-]")
 
 _N = f"[0-9]{{1,{VERSION_DIGITS}}}"

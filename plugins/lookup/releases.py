@@ -74,15 +74,23 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.urls import open_url
 from ansible.plugins.lookup import LookupBase
 from ansible_collections.hpc.globus_compute.plugins.lookup.contract import parts as contract
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-from packaging.version import Version
+
+# packaging comes with ansible-core on every controller; ansible-test's import
+# check runs without it.
+try:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        canonicalize_name,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+    from packaging.version import Version
+except ImportError as missing:
+    PACKAGING_MISSING: ImportError | None = missing
+else:
+    PACKAGING_MISSING = None
 
 PYPI = "https://pypi.org/simple"
 # The releases the runtime serves (the request contract): a release of another
@@ -126,7 +134,7 @@ def version_of(filename: str, project: str) -> Version | None:
     """The release a distribution file of `project` holds; None for another project or no distribution."""
     try:
         if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
+            name, version = parse_wheel_filename(filename)[:2]
         else:
             name, version = parse_sdist_filename(filename)
     except (InvalidWheelFilename, InvalidSdistFilename):
@@ -243,7 +251,7 @@ def resolve(
         except Exception as exc:  # the place, and why, in one line
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ValueError(f"{variable}: the releases of {project} cannot be listed at {place}: {reason}") from exc
-    shown = ", ".join(place for _, place in where)
+    shown = ", ".join(place for _kind, place in where)
     found = []
     for item in sets:
         versions = select(
@@ -265,7 +273,7 @@ def resolve(
             {
                 "name": item["name"],
                 "versions": versions,
-                "source": [place for _, place in where],
+                "source": [place for _kind, place in where],
                 "requires_python": {v: available[Version(v)] for v in versions},
             }
         )
@@ -274,6 +282,10 @@ def resolve(
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
+        if PACKAGING_MISSING is not None:
+            raise AnsibleLookupError(
+                f"releases needs the Python package packaging on the controller: {PACKAGING_MISSING}"
+            )
         self.set_options(var_options=variables, direct=kwargs)
         if len(terms) != 1:
             raise AnsibleLookupError("releases takes exactly one package")
