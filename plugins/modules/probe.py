@@ -29,11 +29,16 @@ options:
       path:
         description:
           - An absolute path, or with O(paths[].home) a relative one below it.
-          - With O(paths[].version) or O(paths[].follow) and no O(paths[].home), a command name without a C(/) (such
-            as C(bash)) is looked up on the module's C(PATH), as a command would run it; the entry is reported under
-            that name.
+          - With O(paths[].version), O(paths[].follow) or O(paths[].search_path) and no O(paths[].home), a command name
+            without a C(/) (such as C(bash)) is looked up on the module's C(PATH) (or O(paths[].search_path)), as a
+            command would run it; the entry is reported under that name, and RV(files.found) says where it was found.
         type: str
         required: true
+      search_path:
+        description:
+          - Look a command name up in these directories (separated by C(:)) instead of the module's C(PATH), as
+            C(PATH=search_path command -v name) would; nothing is run. Not below a home.
+        type: str
       home:
         description: An account's home; O(paths[].path) is then walked below it without following any link.
         type: path
@@ -260,9 +265,10 @@ def run(module: AnsibleModule) -> dict[str, object]:
     for entry in module.params["paths"]:
         home, path = entry.get("home"), entry["path"]
         key = path if home is None else f"{home.rstrip('/')}/{path}"
-        if home is None and (entry.get("version") or entry.get("follow")) and "/" not in path:
+        search = entry.get("search_path")
+        if home is None and (entry.get("version") or entry.get("follow") or search) and "/" not in path:
             # A command, as a command task would find it; nothing found reads as absent.
-            path = shutil.which(path) or f"/nonexistent/{path}"
+            path = shutil.which(path, path=search) or f"/nonexistent/{path}"
         if home is None and not path.startswith("/"):
             raise ValueError(f"path: '{entry['path']}' must be absolute, below a home, or a command name to run")
         named = path
@@ -289,6 +295,7 @@ def main() -> None:
                     "checksum": {"type": "bool", "default": True},
                     "follow": {"type": "bool", "default": False},
                     "parents": {"type": "bool", "default": False},
+                    "search_path": {"type": "str"},
                 },
             }
         },
