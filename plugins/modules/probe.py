@@ -46,6 +46,12 @@ options:
         description: Return the content of a regular file of at most 64 KiB in RV(files.content).
         type: bool
         default: false
+      json:
+        description:
+          - With O(paths[].read), also parse the content as JSON into RV(files.json); a record edited by hand into
+            something else than JSON reads as null there, instead of failing the task that reads it.
+        type: bool
+        default: false
       version:
         description:
           - Run the file with C(--version) and return its output in RV(files.version), when it is a regular
@@ -132,6 +138,9 @@ files:
     content:
       description: The content, when O(paths[].read) is set and it is a regular file of at most 64 KiB.
       type: str
+    json:
+      description: The content parsed as JSON, when O(paths[].json) is set; null when there is none or it is not JSON.
+      type: raw
     version:
       description: What the executable printed to C(--version) (stdout, then stderr), when O(paths[].version) is set.
       type: str
@@ -151,6 +160,7 @@ files:
 
 import grp
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -196,7 +206,7 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
     read, version, checksum = entry.get("read", False), entry.get("version", False), entry.get("checksum", True)
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
     found.update(uid=-1, gid=-1, size=-1, mtime=-1)
-    found.update(sha256="", content="", version="", version_rc=-1)
+    found.update(sha256="", content="", version="", version_rc=-1, json=None)
     parent, name = (None, path) if home is None else (open_parent(home, path) or (None, None))
     if name is None:
         return found
@@ -234,6 +244,11 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             found["sha256"] = digest.hexdigest()
         if read and len(head) <= MAX_READ:
             found["content"] = head.decode("utf-8", errors="replace")
+            if entry.get("json"):
+                try:
+                    found["json"] = json.loads(found["content"])
+                except ValueError:
+                    pass
         if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
             rc, out, err = module.run_command([path, "--version"])
             found.update(version=out + err, version_rc=rc)
@@ -291,6 +306,7 @@ def main() -> None:
                     "path": {"type": "str", "required": True},
                     "home": {"type": "path"},
                     "read": {"type": "bool", "default": False},
+                    "json": {"type": "bool", "default": False},
                     "version": {"type": "bool", "default": False},
                     "checksum": {"type": "bool", "default": True},
                     "follow": {"type": "bool", "default": False},

@@ -206,7 +206,7 @@ def test_search_path_finds_a_name_where_command_v_would_without_running_it(
         {"path": "python7", "search_path": search, "checksum": False},
     )
     shell = subprocess.run(
-        ["bash", "-c", 'PATH=$1 && command -v python9 python8', "-", search], capture_output=True, text=True, check=True
+        ["bash", "-c", "PATH=$1 && command -v python9 python8", "-", search], capture_output=True, text=True, check=True
     ).stdout.split()
     assert [found["python9"]["found"], found["python8"]["found"]] == shell
     assert shell == [str(tmp_path / "later" / "python9"), str(tmp_path / "node" / "python8")]
@@ -214,3 +214,20 @@ def test_search_path_finds_a_name_where_command_v_would_without_running_it(
     assert (found["python9"]["type"], found["python8"]["type"]) == ("file", "link")
     assert found["python9"]["version_rc"] == -1
     assert (found["python7"]["exists"], found["python7"]["type"]) == (False, "absent")
+
+
+def test_json_parses_a_record_and_reads_anything_else_as_null(tmp_path: Path) -> None:
+    record, edited, text = tmp_path / "record.fact", tmp_path / "edited.fact", tmp_path / "plain"
+    record.write_text('{\n  "python_checked": "0123abcd"\n}\n')
+    edited.write_text('{"python_checked": "0123abcd"\n')
+    text.write_text("python_checked: 0123abcd\n")
+    found = probe(*({"path": str(p), "read": True, "json": True} for p in (record, edited, text, tmp_path / "none")))
+    assert [found[str(p)]["json"] for p in (record, edited, text, tmp_path / "none")] == [
+        {"python_checked": "0123abcd"},
+        None,
+        None,
+        None,
+    ]
+    # The content is there either way; without json, nothing is parsed.
+    assert found[str(edited)]["content"] == '{"python_checked": "0123abcd"\n'
+    assert probe({"path": str(record), "read": True})[str(record)]["json"] is None
