@@ -29,16 +29,27 @@ options:
       path:
         description:
           - An absolute path, or with O(paths[].home) a relative one below it.
-          - With O(paths[].version) or O(paths[].follow) and no O(paths[].home), a command name without a C(/) (such
-            as C(bash)) is looked up on the module's C(PATH), as a command would run it; the entry is reported under
-            that name.
+          - With O(paths[].version), O(paths[].follow) or O(paths[].search_path) and no O(paths[].home), a command name
+            without a C(/) (such as C(bash)) is looked up on the module's C(PATH) (or O(paths[].search_path)), as a
+            command would run it; the entry is reported under that name, and RV(files.found) says where it was found.
         type: str
         required: true
+      search_path:
+        description:
+          - Look a command name up in these directories (separated by C(:)) instead of the module's C(PATH), as
+            C(PATH=search_path command -v name) would; nothing is run. Not below a home.
+        type: str
       home:
         description: An account's home; O(paths[].path) is then walked below it without following any link.
         type: path
       read:
         description: Return the content of a regular file of at most 64 KiB in RV(files.content).
+        type: bool
+        default: false
+      json:
+        description:
+          - With O(paths[].read), also parse the content as JSON into RV(files.json); a record edited by hand into
+            something else than JSON reads as null there, instead of failing the task that reads it.
         type: bool
         default: false
       version:
@@ -127,6 +138,9 @@ files:
     content:
       description: The content, when O(paths[].read) is set and it is a regular file of at most 64 KiB.
       type: str
+    json:
+      description: The content parsed as JSON, when O(paths[].json) is set; null when there is none or it is not JSON.
+      type: raw
     version:
       description: What the executable printed to C(--version) (stdout, then stderr), when O(paths[].version) is set.
       type: str
@@ -146,6 +160,7 @@ files:
 
 import grp
 import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -191,7 +206,7 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
     read, version, checksum = entry.get("read", False), entry.get("version", False), entry.get("checksum", True)
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
     found.update(uid=-1, gid=-1, size=-1, mtime=-1)
-    found.update(sha256="", content="", version="", version_rc=-1)
+    found.update(sha256="", content="", version="", version_rc=-1, json=None)
     parent, name = (None, path) if home is None else (open_parent(home, path) or (None, None))
     if name is None:
         return found
@@ -229,6 +244,11 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             found["sha256"] = digest.hexdigest()
         if read and len(head) <= MAX_READ:
             found["content"] = head.decode("utf-8", errors="replace")
+            if entry.get("json"):
+                try:
+                    found["json"] = json.loads(found["content"])
+                except ValueError:
+                    pass
         if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
             rc, out, err = module.run_command([path, "--version"])
             found.update(version=out + err, version_rc=rc)
@@ -260,9 +280,10 @@ def run(module: AnsibleModule) -> dict[str, object]:
     for entry in module.params["paths"]:
         home, path = entry.get("home"), entry["path"]
         key = path if home is None else f"{home.rstrip('/')}/{path}"
-        if home is None and (entry.get("version") or entry.get("follow")) and "/" not in path:
+        search = entry.get("search_path")
+        if home is None and (entry.get("version") or entry.get("follow") or search) and "/" not in path:
             # A command, as a command task would find it; nothing found reads as absent.
-            path = shutil.which(path) or f"/nonexistent/{path}"
+            path = shutil.which(path, path=search) or f"/nonexistent/{path}"
         if home is None and not path.startswith("/"):
             raise ValueError(f"path: '{entry['path']}' must be absolute, below a home, or a command name to run")
         named = path
@@ -285,10 +306,12 @@ def main() -> None:
                     "path": {"type": "str", "required": True},
                     "home": {"type": "path"},
                     "read": {"type": "bool", "default": False},
+                    "json": {"type": "bool", "default": False},
                     "version": {"type": "bool", "default": False},
                     "checksum": {"type": "bool", "default": True},
                     "follow": {"type": "bool", "default": False},
                     "parents": {"type": "bool", "default": False},
+                    "search_path": {"type": "str"},
                 },
             }
         },

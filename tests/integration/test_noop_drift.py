@@ -35,11 +35,12 @@ PYTHON = Path("/usr/bin/python3.11")
 UV_VERSION = "0.13.9"
 OTHER_UV = "0.13.8"
 # A no-op run's module executions on this host: 77 before the probes, 24 with
-# one probe per role; now the facts, one probe per role, the uv account's
-# passwd entry (root installs into another account's home), the interpreters'
-# lookup and, in the first play, one look at the endpoint's interpreter (its
-# check runs again only when the interpreter changed).
-NOOP_MODULES_MAX = 7
+# one probe per role, 7 with the interpreters looked up apart; now the facts,
+# one probe per role (python_envs' finds the interpreters too), the uv
+# account's passwd entry (root installs into another account's home) and, in
+# the first play, one look at the endpoint's interpreter (its check runs again
+# only when the interpreter changed).
+NOOP_MODULES = 6
 WORKER_START = "Start a worker for each site environment as the endpoint would"
 CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged account"
 
@@ -89,7 +90,7 @@ def variables(site: Path, login: str) -> dict[str, object]:
         "python_envs_runtime_dir": str(site / "runtime"),
         "python_envs_facts_dir": str(site / "facts"),
         "python_envs_uv": uv,
-        "python_envs_interpreter_paths": {"3.11": str(PYTHON)},
+        # Not named: the environments' python3.11 is looked up on the node's own PATH (/usr/bin).
         "endpoint_owner": "root",
         "endpoint_mode": "multi_user",
         "endpoint_config_dir": str(site / "gc" / "hpc"),
@@ -169,10 +170,11 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     recap, output = site_run(tmp, base, login)
     assert recap["changed"] == 0, changed_tasks(output)
     found = count(output)
-    assert found.modules["localhost"] <= NOOP_MODULES_MAX, by_role(found, "localhost")
-    # The installs, the check and the writes were skipped: uv and the endpoint looked once each.
+    assert found.modules["localhost"] == NOOP_MODULES, by_role(found, "localhost")
+    # The installs, the check and the writes were skipped: each role looked once (uv and its
+    # account's passwd entry; the endpoint, and its interpreter in the first play).
     roles = by_role(found, "localhost")
-    assert roles == {"play": 1, "uv": 2, "python_envs": 2, "endpoint": 2}, roles
+    assert roles == {"play": 1, "uv": 2, "python_envs": 1, "endpoint": 2}, roles
     # Nothing was deployed, so the closing report started no worker.
     assert ("localhost", WORKER_START) not in found.tasks, found.tasks
     # The first run checked the endpoint's interpreter as it still is: this one did not run it again.
@@ -241,3 +243,36 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
         assert "PLAY [Roll out" not in result.stdout, output[-3000:]
         assert {kind: state(path) for kind, (path, _) in kinds.items()} == before
         undo()
+
+    # The environments' python3.11 is looked up on the node's own PATH by python_envs' one probe.
+    # One put in front of it (in /usr/local/bin, in this run's private /usr) that only root may run
+    # is refused before any build, in check mode too; once users can run it, the environments are
+    # rebuilt on it; once it is gone, on the one before; then a run is a no-op again.
+    python.unlink()
+    python.symlink_to(PYTHON)
+    env = kinds["site environment"][0]
+    built_on = read_stamp((env / ".ready").read_text())["spec"]
+    front = tmp / "system" / "upper" / "usr" / "local" / "bin" / PYTHON.name
+    front.parent.mkdir(parents=True, exist_ok=True)
+    front.symlink_to(private / PYTHON.name)
+    before = {kind: state(path) for kind, (path, _) in kinds.items()}
+    for args in (["--check"], []):
+        result = run_playbook(tmp, "hpc.globus_compute.site", variables(base, login), args, offline_policy(base), True)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        refused = (
+            f"python_envs_interpreter_source: /usr/local/bin/{PYTHON.name} cannot be run by nobody: Permission denied"
+        )
+        assert f"{refused}; nothing was built." in output, output[-3000:]
+        assert {kind: state(path) for kind, (path, _) in kinds.items()} == before
+    front.unlink()
+    front.symlink_to(PYTHON)
+    _, output = site_run(tmp, base, login)
+    assert "hpc.globus_compute._common : Run build-env.sh: build" in changed_tasks(output), changed_tasks(output)
+    assert read_stamp((env / ".ready").read_text())["spec"] != built_on
+    front.unlink()
+    _, output = site_run(tmp, base, login)
+    assert "hpc.globus_compute._common : Run build-env.sh: build" in changed_tasks(output), changed_tasks(output)
+    assert read_stamp((env / ".ready").read_text())["spec"] == built_on
+    last, output = site_run(tmp, base, login)
+    assert last["changed"] == 0, changed_tasks(output)

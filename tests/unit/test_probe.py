@@ -183,3 +183,51 @@ def test_follow_finds_a_name_on_path_and_parents_report_every_directory_above_it
     assert [str(tmp_path / "bin"), *me, "0700"] in again["parents"]
     # Without parents, none.
     assert probe({"path": "python9", "follow": True})["python9"]["parents"] == []
+
+
+def test_search_path_finds_a_name_where_command_v_would_without_running_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same name in a directory of the module's PATH and in one of the search path: only the latter counts.
+    for directory in ("first", "node", "later"):
+        (tmp_path / directory).mkdir()
+    for directory in ("first", "later"):
+        (tmp_path / directory / "python9").write_text("#!/bin/sh\necho ran >&2\nexit 1\n")
+        (tmp_path / directory / "python9").chmod(0o755)
+    # Not executable: skipped, as command -v skips it.
+    (tmp_path / "node" / "python9").write_text("")
+    (tmp_path / "node" / "python9").chmod(0o644)
+    (tmp_path / "node" / "python8").symlink_to(tmp_path / "later" / "python9")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'first'}:/usr/bin:/bin")
+    search = f"{tmp_path / 'node'}:{tmp_path / 'later'}"
+    found = probe(
+        {"path": "python9", "search_path": search, "checksum": False},
+        {"path": "python8", "search_path": search, "checksum": False},
+        {"path": "python7", "search_path": search, "checksum": False},
+    )
+    shell = subprocess.run(
+        ["bash", "-c", "PATH=$1 && command -v python9 python8", "-", search], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert [found["python9"]["found"], found["python8"]["found"]] == shell
+    assert shell == [str(tmp_path / "later" / "python9"), str(tmp_path / "node" / "python8")]
+    # A link is reported as found, not followed, and nothing was run.
+    assert (found["python9"]["type"], found["python8"]["type"]) == ("file", "link")
+    assert found["python9"]["version_rc"] == -1
+    assert (found["python7"]["exists"], found["python7"]["type"]) == (False, "absent")
+
+
+def test_json_parses_a_record_and_reads_anything_else_as_null(tmp_path: Path) -> None:
+    record, edited, text = tmp_path / "record.fact", tmp_path / "edited.fact", tmp_path / "plain"
+    record.write_text('{\n  "python_checked": "0123abcd"\n}\n')
+    edited.write_text('{"python_checked": "0123abcd"\n')
+    text.write_text("python_checked: 0123abcd\n")
+    found = probe(*({"path": str(p), "read": True, "json": True} for p in (record, edited, text, tmp_path / "none")))
+    assert [found[str(p)]["json"] for p in (record, edited, text, tmp_path / "none")] == [
+        {"python_checked": "0123abcd"},
+        None,
+        None,
+        None,
+    ]
+    # The content is there either way; without json, nothing is parsed.
+    assert found[str(edited)]["content"] == '{"python_checked": "0123abcd"\n'
+    assert probe({"path": str(record), "read": True})[str(record)]["json"] is None
