@@ -80,7 +80,7 @@ __worker_env_done() { # the user's options back, and none of this file's names l
   eval "$__worker_env_restore"
   # Quiet where the user disabled unset: the names stay, the one line stays one.
   builtin unset -f __worker_env __worker_env_activate __worker_env_done __worker_env_started __worker_env_key \
-    __worker_env_list __worker_env_minor __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
+    __worker_env_list __worker_env_requirements __worker_env_say __worker_env_spec __worker_env_unrunnable \
     __worker_env_user 2>/dev/null
   # The lock's descriptor stays open for the worker; only its name goes.
   builtin unset __worker_env_base __worker_env_env __worker_env_fallback __worker_env_how \
@@ -268,40 +268,6 @@ __worker_env_started() { # env: record this start as the environment's last, for
   fi
 }
 
-__worker_env_minor() { # point env, name and gce at the site's newest release with the client's X.Y, if one serves
-  # The contract's rule (its release_ere, and minor_match in contract.py, which
-  # the parity test holds this to): the client's X.Y as integers; of the site's
-  # releases with them, the newest by Z, then post number. Only what
-  # build-env.sh publishes takes part, a link ROOT/NAME to a build
-  # ROOT/.builds/NAME-*: a directory, or a link elsewhere, put there by other
-  # means, serves only a client that asks for it by name, as before.
-  local prefix=${WORKER_ENV_NAME[0]}$py${WORKER_ENV_NAME[1]} rest=${gce#*.} cand build version key best=-1 found=
-  local major=$((10#${gce%%.*})) minor=$((10#${rest%%.*}))
-  [[ -n $WORKER_ENV_RELEASE_PATTERN ]] || return 0
-  for cand in "$WORKER_ENV_SITE_ROOT/$prefix"*; do
-    version=${cand##*/}
-    version=${version#"$prefix"}
-    [[ $version =~ $WORKER_ENV_RELEASE_PATTERN ]] || continue
-    # No leading zeros in a release: its numbers are decimal as written.
-    ((BASH_REMATCH[1] == major && BASH_REMATCH[2] == minor)) || continue
-    # Z, then the post number; none comes before .post0 (numbers have at most 4 digits).
-    key=$((BASH_REMATCH[3] * 100000 + ${BASH_REMATCH[5]:--1} + 1))
-    if ((key <= best)) || [[ ! -L $cand || ! -f $cand/.ready || ! -x $cand/bin/python ]]; then
-      continue
-    fi
-    for build in "$WORKER_ENV_SITE_ROOT/.builds/${cand##*/}-"*; do
-      if [[ ! -L $build && $cand -ef $build ]]; then
-        best=$key found=$cand
-        break
-      fi
-    done
-  done
-  [[ -n $found ]] || return 0
-  __worker_env_note+="; matched by minor: the client sent $gce"
-  env=$found name=${found##*/}
-  gce=${name#"$prefix"}
-}
-
 # Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
 # shellcheck disable=SC2034
 __worker_env() {
@@ -346,10 +312,40 @@ __worker_env() {
     __worker_env_unrunnable "$env"
     return 1
   fi
-  # Under the minor policy, a site environment of the client's X.Y comes
-  # before any user's build, and is the base of a user's requirements.
-  if [[ $WORKER_ENV_VERSION_MATCH == minor && ! -f $env/.ready ]]; then
-    __worker_env_minor
+  # Under the minor policy, the site's newest release of the client's X.Y
+  # comes before any user's build, and is the base of a user's requirements.
+  # The contract's rule (its release_ere, and minor_match in contract.py, which
+  # the parity test holds this to): the client's X.Y as integers; of the site's
+  # releases with them, the newest by Z, then post number. Only what
+  # build-env.sh publishes takes part, a link ROOT/NAME to a build
+  # ROOT/.builds/NAME-*: a directory, or a link elsewhere, put there by other
+  # means, serves only a client that asks for it by name, as before.
+  if [[ $WORKER_ENV_VERSION_MATCH == minor && -n $WORKER_ENV_RELEASE_PATTERN && ! -f $env/.ready ]]; then
+    local prefix=${WORKER_ENV_NAME[0]}$py${WORKER_ENV_NAME[1]} rest=${gce#*.} cand build version key best=-1 found=
+    local major=$((10#${gce%%.*})) minor=$((10#${rest%%.*}))
+    for cand in "$WORKER_ENV_SITE_ROOT/$prefix"*; do
+      version=${cand##*/}
+      version=${version#"$prefix"}
+      [[ $version =~ $WORKER_ENV_RELEASE_PATTERN ]] || continue
+      # No leading zeros in a release: its numbers are decimal as written.
+      ((BASH_REMATCH[1] == major && BASH_REMATCH[2] == minor)) || continue
+      # Z, then the post number; none comes before .post0 (numbers have at most 4 digits).
+      key=$((BASH_REMATCH[3] * 100000 + ${BASH_REMATCH[5]:--1} + 1))
+      if ((key <= best)) || [[ ! -L $cand || ! -f $cand/.ready || ! -x $cand/bin/python ]]; then
+        continue
+      fi
+      for build in "$WORKER_ENV_SITE_ROOT/.builds/${cand##*/}-"*; do
+        if [[ ! -L $build && $cand -ef $build ]]; then
+          best=$key found=$cand
+          break
+        fi
+      done
+    done
+    if [[ -n $found ]]; then
+      __worker_env_note+="; matched by minor: the client sent $gce"
+      env=$found name=${found##*/}
+      gce=${name#"$prefix"}
+    fi
   fi
   if (($#)) || [[ ! -f $env/.ready ]]; then
     __worker_env_user "$@" || return
