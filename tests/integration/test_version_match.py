@@ -80,23 +80,25 @@ def site() -> Iterator[Site]:
     base = Path(tempfile.mkdtemp(prefix="hpc-gc-version-match-"))
     base.chmod(0o755)
     s = Site(base)
-    wheelhouse_for_311(s.wheelhouse)
-    (s.policy / "uv").mkdir(parents=True)
-    (s.policy / "uv" / "uv.toml").write_text(
-        f'offline = true\nno-index = true\nfind-links = ["{s.wheelhouse}"]\npython-downloads = "never"\n'
-    )
-    for runtime, variables in {
-        "exact": {"python_envs_user_builds": False},
-        "minor": {"python_envs_user_builds": False, "python_envs_version_match": "minor"},
-        "minor-user": {"python_envs_user_builds": True, "python_envs_version_match": "minor"},
-    }.items():
-        (base / f"deploy-{runtime}").mkdir()
-        deploy(s, runtime, **variables)
-    s.envs.mkdir(exist_ok=True)
-    build(s, OLD, GCE_PREVIOUS)
-    build(s, NEW, GCE)
-    yield s
-    shutil.rmtree(base, ignore_errors=True)
+    try:
+        wheelhouse_for_311(s.wheelhouse)
+        (s.policy / "uv").mkdir(parents=True)
+        (s.policy / "uv" / "uv.toml").write_text(
+            f'offline = true\nno-index = true\nfind-links = ["{s.wheelhouse}"]\npython-downloads = "never"\n'
+        )
+        for runtime, variables in {
+            "exact": {"python_envs_user_builds": False},
+            "minor": {"python_envs_user_builds": False, "python_envs_version_match": "minor"},
+            "minor-user": {"python_envs_user_builds": True, "python_envs_version_match": "minor"},
+        }.items():
+            (base / f"deploy-{runtime}").mkdir()
+            deploy(s, runtime, **variables)
+        s.envs.mkdir(exist_ok=True)
+        build(s, OLD, GCE_PREVIOUS)
+        build(s, NEW, GCE)
+        yield s
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +215,8 @@ def test_a_users_requirements_go_on_top_of_the_site_release_of_the_clients_minor
 
 
 def test_only_what_the_site_published_serves_by_minor(site: Site, user: tuple[str, Path]) -> None:
-    """Newer-looking entries that build-env.sh did not publish are never taken; forged clients are refused as before."""
+    """Newer-looking entries that build-env.sh did not publish, or that are not ready or runnable for this
+    account, are never taken; forged clients are refused as before."""
     outside = site.base / "outside"
     real = (site.envs / NEW).resolve()
     planted = {
@@ -225,15 +228,39 @@ def test_only_what_the_site_published_serves_by_minor(site: Site, user: tuple[st
         "py3.11-gce4.19.8": outside,
         "py3.11-gce4.19.6": real,
     }
+    published = ["py3.11-gce4.19.4", "py3.11-gce4.19.3"]
+    private = site.base / "private"
     shutil.copytree(real, outside, symlinks=True)
     try:
         for name, target in planted.items():
             (site.envs / name).symlink_to(target)
         # A directory of its own, ready and runnable, not a link to a build.
         shutil.copytree(real, site.envs / "py3.11-gce4.19.5", symlinks=True)
+        # Beside the two above, a build of their name that they do not point at;
+        # and a link to a build of its name that is itself a link elsewhere.
+        for name in ("py3.11-gce4.19.8", "py3.11-gce4.19.5"):
+            shutil.copytree(real, site.envs / ".builds" / f"{name}-0", symlinks=True)
+        (site.envs / ".builds" / "py3.11-gce4.19.11-0").symlink_to(outside)
+        (site.envs / "py3.11-gce4.19.11").symlink_to(".builds/py3.11-gce4.19.11-0")
+        # Published as the role publishes, but not ready; and ready, with an
+        # interpreter this account cannot run (under a directory only root reads).
+        for name in published:
+            shutil.copytree(real, site.envs / ".builds" / f"{name}-0", symlinks=True)
+            (site.envs / name).symlink_to(f".builds/{name}-0")
+        (site.envs / ".builds" / "py3.11-gce4.19.4-0" / ".ready").unlink()
+        private.mkdir(mode=0o700)
+        (private / "python3").symlink_to(PYTHON)
+        (site.envs / ".builds" / "py3.11-gce4.19.3-0" / "bin" / "python").unlink()
+        (site.envs / ".builds" / "py3.11-gce4.19.3-0" / "bin" / "python").symlink_to(private / "python3")
         for name in [*planted, "py3.11-gce4.19.5"]:
             assert (site.envs / name / ".ready").is_file() and os.access(site.envs / name / "bin" / "python", os.X_OK)
         served(start(site, user, "minor", "4.19.7"), site, NEW, "; matched by minor: the client sent 4.19.7")
+        # That one is refused by name as today, for the account's sake.
+        result = start(site, user, "minor", "4.19.3")
+        assert (result.returncode, result.stdout) == (1, ""), result.stderr
+        assert result.stderr.startswith(
+            f"worker-env: site environment {site.envs}/py3.11-gce4.19.3 is stamped ready but "
+        ), result.stderr
         # A name asked for exactly is served as today, as the site put it there.
         result = start(site, user, "minor", "4.19.5")
         assert result.returncode == 0 and result.stderr.startswith("worker-env: py3.11-gce4.19.5 site "), result.stderr
@@ -245,10 +272,11 @@ def test_only_what_the_site_published_serves_by_minor(site: Site, user: tuple[st
                 f"worker-env: refusing globus-compute-endpoint version '{forged}': expected a release such as 4.19.0\n"
             )
     finally:
-        for name in [*planted, "py3.11-gce4.19.5"]:
-            path = site.envs / name
-            if path.is_symlink():
-                path.unlink()
-            else:
-                shutil.rmtree(path, ignore_errors=True)
+        for name in [*planted, *published, "py3.11-gce4.19.5", "py3.11-gce4.19.11"]:
+            for path in (site.envs / name, site.envs / ".builds" / f"{name}-0"):
+                if path.is_symlink():
+                    path.unlink()
+                else:
+                    shutil.rmtree(path, ignore_errors=True)
         shutil.rmtree(outside, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
