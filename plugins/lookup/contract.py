@@ -27,10 +27,27 @@ description:
     C(build-env.sh)'s C(BUILD_ENV_NAME)).
   - C(env_glob) - a glob that matches every environment's name (and a user's, with
     C(-req-) and its hash), for C(ansible.builtin.find) and shell globs.
+  - C(release_pattern), C(release_ere) - the versions of site environments that may serve
+    a client by minor (python_envs_version_match C(minor)), releases X.Y.Z or X.Y.Z.postN,
+    each number without leading zeros. Groups 1 to 3 are X, Y and Z, group 5 the post
+    number. A client's version is any the endpoint pattern takes; its X.Y are its first
+    two numbers, as integers.
+  - C(minor_match) - the site version that serves the client version O(client) by
+    minor among O(site), the newest (by Z, then the post number, as integers) of those
+    that are releases with the client's X.Y; empty when none is. Major versions never cross.
 options:
   _terms:
     description: The names of the parts wanted.
     required: true
+  client:
+    description: For C(minor_match), the version a client sent.
+    type: str
+    default: ""
+  site:
+    description: For C(minor_match), the versions of the site's environments.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -41,7 +58,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: Each part asked for, a string, (env_name_parts) a list or (template_rule) a dict.
+  description: Each part asked for, a string, (env_name_parts) a list or (template_rule) a dict;
+    C(minor_match) a version or an empty string.
   type: list
 """
 
@@ -84,6 +102,11 @@ if (
 _N = f"[0-9]{{1,{VERSION_DIGITS}}}"
 PYTHON = f"{PYTHON_MAJOR}\\.[0-9]{{1,{PYTHON_MINOR_DIGITS}}}"
 ENDPOINT = f"{_N}\\.{_N}\\.{_N}(({'|'.join(PRE_TAGS)}){_N})?" + "".join(f"(\\.{suffix}{_N})?" for suffix in SUFFIXES)
+# The releases a site environment may serve by minor: no pre-release or dev
+# tag (never taken for a release unless asked for by name), and numbers
+# written one way only, so that one release has one name.
+_R = f"(0|[1-9][0-9]{{0,{VERSION_DIGITS - 1}}})"
+RELEASE = f"{_R}\\.{_R}\\.{_R}(\\.post{_R})?"
 # The longest version the rule takes: the template refuses longer strings first.
 ENDPOINT_MAX_LENGTH = 3 * VERSION_DIGITS + 2 + max(map(len, PRE_TAGS)) + VERSION_DIGITS
 ENDPOINT_MAX_LENGTH += sum(1 + len(suffix) + VERSION_DIGITS for suffix in SUFFIXES)
@@ -104,6 +127,24 @@ def ere(pattern: str) -> str:
     return re.sub(r"\[[^]]*\]", _spelled, pattern.replace("(?:", "("))
 
 
+def minor_match(client: str, site: list[str]) -> str:
+    """The site version that serves `client` by minor: of the site's releases with the client's X.Y
+    (as integers), the newest by Z, then post number (none before 0); the first of equals. Empty if none.
+    worker-env.sh makes the same choice in bash, from release_ere; the parity test holds them to it."""
+    if not re.match(f"^{ENDPOINT}\\Z", client):
+        return ""
+    want = [int(n) for n in client.split(".")[:2]]
+    best, key = "", (-1, -1)
+    for version in site:
+        release = re.match(f"^{RELEASE}\\Z", version)
+        if not release or [int(release[1]), int(release[2])] != want:
+            continue
+        this = (int(release[3]), int(release[5]) if release[5] else -1)
+        if this > key:
+            best, key = version, this
+    return best
+
+
 def parts() -> dict[str, object]:
     return {
         "python_pattern": f"^{PYTHON}\\Z",
@@ -121,6 +162,8 @@ def parts() -> dict[str, object]:
         "env_name": ENV_NAME,
         "env_name_parts": [ENV_NAME_PREFIX, ENV_NAME_INFIX],
         "env_glob": f"{ENV_NAME_PREFIX}*{ENV_NAME_INFIX}*",
+        "release_pattern": f"^{RELEASE}\\Z",
+        "release_ere": f"^{ere(RELEASE)}$",
         "template_rule": {
             "python_major": PYTHON_MAJOR,
             "python_minor_digits": PYTHON_MINOR_DIGITS,
@@ -136,6 +179,7 @@ class LookupModule(LookupBase):
     def run(self, terms: list, variables: dict | None = None, **kwargs: object) -> list:
         self.set_options(var_options=variables, direct=kwargs)
         known = parts()
+        known["minor_match"] = minor_match(str(self.get_option("client")), list(map(str, self.get_option("site"))))
         unknown = [term for term in terms if term not in known]
         if unknown:
             names = ", ".join(map(str, unknown))

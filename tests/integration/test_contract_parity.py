@@ -249,3 +249,78 @@ def test_the_runtime_names_environments_as_its_conf_says(runtime_strict: Path, t
     assert pruned.returncode == 0, pruned.stderr
     others = sorted(f"python{p}-endpoint{e}" for p, e in NAME_PAIRS if f"python{p}-endpoint{e}" != kept)
     assert pruned.stdout.splitlines() == [f"would unpublish {name}" for name in others]
+
+
+# The minor rule (python_envs_version_match: minor), contract.py's minor_match:
+# which of the site's versions serves each client. The site's are published as
+# build-env.sh publishes them, a link to a build under .builds.
+SITE_VERSIONS = ["4.19.0", "4.19.9", "4.19.10", "4.19.11rc1", "4.19.12.dev1", "4.19.013", "4.18.0", "4.18.1"]
+SITE_VERSIONS += ["4.17.0", "4.17.0.post2", "4.17.0.post10", "5.19.0", "10.0.0", "1.0.0", "4.9.0"]
+CLIENTS = ["4.19.7", "4.19.0rc1", "04.19.7", "4.19.99.post3", "4.18.3", "4.17.5", "5.19.7", "5.0.0", "3.19.0"]
+CLIENTS += ["10.0.5", "1.0.0", "1.0.3", "4.20.0", "0.19.0", "4.9.1", "4.09.2", "4.90.0"]
+
+
+def ansible_minor_matches(tmp_path: Path, clients: list[str], site: list[str]) -> dict[str, str]:
+    out = tmp_path / "minor.json"
+    playbook = tmp_path / "minor.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  tasks:\n    - ansible.builtin.copy:\n"
+        f"        dest: {out}\n"
+        "        content: >-\n"
+        "          {% set found = {} %}{% for client in clients %}{% set _ = found.update({client:\n"
+        "          lookup('hpc.globus_compute.contract', 'minor_match', client=client, site=site)}) %}\n"
+        "          {% endfor %}{{ found | to_json }}\n"
+        "        mode: '0600'\n"
+    )
+    result = role_runner.run_playbook(tmp_path, str(playbook), {"clients": clients, "site": site})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text())
+
+
+def test_ansible_and_bash_serve_a_client_by_minor_from_the_same_site_environment(
+    runtime_strict: Path, tmp_path: Path
+) -> None:
+    runtime, site = runtime_over(tmp_path, runtime_strict)
+    conf = runtime / "worker-env.conf"
+    assert "\nWORKER_ENV_VERSION_MATCH=exact\n" in conf.read_text()
+    conf.write_text(
+        conf.read_text().replace("\nWORKER_ENV_VERSION_MATCH=exact\n", "\nWORKER_ENV_VERSION_MATCH=minor\n")
+    )
+    for version in SITE_VERSIONS:
+        name = str(CONTRACT["env_name"]).format(python="3.12", endpoint=version)
+        site_env(site / ".builds", f"{name}-0")
+        (site / name).symlink_to(f".builds/{name}-0")
+    ansible = ansible_minor_matches(tmp_path, CLIENTS, SITE_VERSIONS)
+    prefix = str(CONTRACT["env_name"]).format(python="3.12", endpoint="")
+    bash = {}
+    for client in CLIENTS:
+        result, _ = bash_start(runtime, "3.12", client)
+        assert result.returncode in (0, 1), (client, result.stderr)
+        served = result.stderr.split()[1] if result.returncode == 0 else prefix
+        assert served.startswith(prefix), (client, result.stderr)
+        bash[client] = served[len(prefix) :]
+        # A match by minor says so; a client's own release, served as it always was, does not.
+        assert ("; matched by minor: the client sent " in result.stderr) == (bash[client] not in ("", client))
+    # The rule itself: numbers compared as integers (4.19.10 over 4.19.9, .post10 over
+    # .post2), releases alone (no pre-release, no leading zero), never another major.
+    assert ansible == {
+        "4.19.7": "4.19.10",
+        "4.19.0rc1": "4.19.10",
+        "04.19.7": "4.19.10",
+        "4.19.99.post3": "4.19.10",
+        "4.18.3": "4.18.1",
+        "4.17.5": "4.17.0.post10",
+        "5.19.7": "5.19.0",
+        "5.0.0": "",
+        "3.19.0": "",
+        "10.0.5": "10.0.0",
+        "1.0.0": "1.0.0",
+        "1.0.3": "1.0.0",
+        "4.20.0": "",
+        "0.19.0": "",
+        "4.9.1": "4.9.0",
+        "4.09.2": "4.9.0",
+        "4.90.0": "",
+    }
+    assert bash == ansible

@@ -90,6 +90,12 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
         ("python_envs", {}, ["-e", "python_envs_lock_wait=-1"], ["python_envs_lock_wait", "-1 s", "86400"]),
         (
             "python_envs",
+            {},
+            ["-e", "python_envs_version_match=minr"],
+            ["python_envs_version_match", '"minr"', "exact, minor"],
+        ),
+        (
+            "python_envs",
             {"python_envs_matrix": [{"python": 3.1, "endpoint": "4.19.0"}]},
             [],
             ["python_envs_matrix[0].python = 3.1", "quote it"],
@@ -128,6 +134,7 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
         "cli-not-a-bool",
         "cli-not-an-int",
         "cli-negative-wait",
+        "cli-bad-match",
         "python-as-number",
         "misspelled-uv",
         "misspelled-mapping",

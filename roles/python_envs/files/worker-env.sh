@@ -260,7 +260,7 @@ __worker_env_started() { # env: record this start as the environment's last, for
   # A link may point anywhere (/etc/passwd), which the truncation below would
   # empty; so may a hard link, which only content betrays: the record is empty.
   if [[ -L $lock || (-e $lock && ! -f $lock) || -s $lock ]]; then
-    __worker_env_note="; $lock is not an empty regular file: this start is not recorded"
+    __worker_env_note+="; $lock is not an empty regular file: this start is not recorded"
   elif [[ -e $lock ]]; then
     : >|"$lock" 2>/dev/null || :
   else
@@ -271,7 +271,7 @@ __worker_env_started() { # env: record this start as the environment's last, for
 # Some WORKER_ENV_* settings are only for worker-env-build, which reads the file itself.
 # shellcheck disable=SC2034
 __worker_env() {
-  local py=${1:-} gce=${2:-} name env
+  local py=${1:-} gce=${2:-} client=${2:-} name env
   local IFS=$' \t\n'
   # Defaults for what worker-env.conf sets.
   local WORKER_ENV_SITE_ROOT='' WORKER_ENV_USER_BUILDS=false WORKER_ENV_USER_ROOT=.globus_compute/envs
@@ -280,6 +280,7 @@ __worker_env() {
   local WORKER_ENV_INTERPRETER_SOURCE=system WORKER_ENV_SYSTEM_PATH=/usr/local/bin:/usr/bin:/bin
   # The contract's rules: without them (no worker-env.conf line), nothing passes.
   local WORKER_ENV_PYTHON_PATTERN='' WORKER_ENV_ENDPOINT_PATTERN='' WORKER_ENV_REQUIREMENT_PATTERN=''
+  local WORKER_ENV_VERSION_MATCH=exact WORKER_ENV_RELEASE_PATTERN=''
   local -a WORKER_ENV_EXTRA_PACKAGES=() WORKER_ENV_INDEXES=() WORKER_ENV_INTERPRETER_PATHS=() WORKER_ENV_NAME=()
   # shellcheck source=/dev/null
   builtin source "${BASH_SOURCE[0]%/*}/worker-env.conf" || return 1
@@ -311,6 +312,41 @@ __worker_env() {
     __worker_env_unrunnable "$env"
     return 1
   fi
+  # Under the minor policy, the site's newest release of the client's X.Y
+  # comes before any user's build, and is the base of a user's requirements.
+  # The contract's rule (its release_ere, and minor_match in contract.py, which
+  # the parity test holds this to): the client's X.Y as integers; of the site's
+  # releases with them, the newest by Z, then post number. Only what
+  # build-env.sh publishes takes part, a link ROOT/NAME to a build
+  # ROOT/.builds/NAME-*: a directory, or a link elsewhere, put there by other
+  # means, serves only a client that asks for it by name, as before.
+  if [[ $WORKER_ENV_VERSION_MATCH == minor && -n $WORKER_ENV_RELEASE_PATTERN && ! -f $env/.ready ]]; then
+    local prefix=${WORKER_ENV_NAME[0]}$py${WORKER_ENV_NAME[1]} rest=${gce#*.} cand build version key best=-1 found=
+    local major=$((10#${gce%%.*})) minor=$((10#${rest%%.*}))
+    for cand in "$WORKER_ENV_SITE_ROOT/$prefix"*; do
+      version=${cand##*/}
+      version=${version#"$prefix"}
+      [[ $version =~ $WORKER_ENV_RELEASE_PATTERN ]] || continue
+      # No leading zeros in a release: its numbers are decimal as written.
+      ((BASH_REMATCH[1] == major && BASH_REMATCH[2] == minor)) || continue
+      # Z, then the post number; none comes before .post0 (numbers have at most 4 digits).
+      key=$((BASH_REMATCH[3] * 100000 + ${BASH_REMATCH[5]:--1} + 1))
+      if ((key <= best)) || [[ ! -L $cand || ! -f $cand/.ready || ! -x $cand/bin/python ]]; then
+        continue
+      fi
+      for build in "$WORKER_ENV_SITE_ROOT/.builds/${cand##*/}-"*; do
+        if [[ ! -L $build && $cand -ef $build ]]; then
+          best=$key found=$cand
+          break
+        fi
+      done
+    done
+    if [[ -n $found ]]; then
+      __worker_env_note+="; matched by minor: the client sent $gce"
+      env=$found name=${found##*/}
+      gce=${name#"$prefix"}
+    fi
+  fi
   if (($#)) || [[ ! -f $env/.ready ]]; then
     __worker_env_user "$@" || return
   fi
@@ -318,7 +354,7 @@ __worker_env() {
 }
 
 __worker_env_user() { # REQ...: point env at the user's environment, building it first if need be
-  local base=$env what="Python $py with globus-compute-endpoint $gce" dir=${BASH_SOURCE[0]%/*} out
+  local base=$env what="Python $py with globus-compute-endpoint $client" dir=${BASH_SOURCE[0]%/*} out
   if (($#)); then
     if [[ $WORKER_ENV_USER_REQUIREMENTS != true ]]; then
       __worker_env_say "refusing requirements: user packages are off on this endpoint"
