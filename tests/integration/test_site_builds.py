@@ -84,11 +84,12 @@ def build(
     python: str = PYTHON,
     account: str | None = None,
     own_group: bool = False,
+    stage: bool = False,
 ) -> subprocess.Popen[str]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(uv_policy(root, wheelhouse))}
     if path_first:
         env["PATH"] = f"{path_first}:{env['PATH']}"
-    options = ["--as", account] if account else []
+    options = (["--as", account] if account else []) + (["--stage"] if stage else [])
     argv = ["bash", str(BUILD_ENV), *options, str(uv), str(root), NAME, spec, python, "4.19.0", *packages]
     # own_group: a builder that can be killed with everything it started, and nothing else.
     return subprocess.Popen(
@@ -134,6 +135,25 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
     lock = root / ".builds" / ".build.lock"
     assert lock.stat().st_mode & 0o777 == 0o600
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
+
+
+def test_a_staged_build_is_ready_and_unpublished_until_a_build_publishes_it(wheelhouse: Path, site: Path) -> None:
+    """--stage, as the role builds every environment of a run before it publishes any."""
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    old = published(root)
+    assert finish(build(wheelhouse, root, "bbbb", "six==1.17.0", stage=True))[:2] == (0, "staged\n")
+    assert published(root) == old
+    staged = [b for b in builds(root) if b.name.startswith(f"{NAME}-bbbb.")]
+    assert len(staged) == 1 and (staged[0] / ".ready").is_file(), builds(root)
+    # Staged again: the ready build is found, nothing more is built.
+    assert finish(build(wheelhouse, root, "bbbb", "six==1.17.0", stage=True))[:2] == (0, "staged\n")
+    assert builds(root) == sorted([old, staged[0]])
+    # The publishing run only switches the link, and retires the build it replaces.
+    assert finish(build(wheelhouse, root, "bbbb", "six==1.17.0"))[:2] == (0, "built\n")
+    assert published(root) == staged[0]
+    assert builds(root) == sorted([old, staged[0]])
+    assert (old / ".unpublished").is_file() and not (staged[0] / ".unpublished").exists()
 
 
 # Builders started at once on one root, as hosts sharing it do: with locks

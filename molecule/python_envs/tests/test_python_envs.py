@@ -279,3 +279,45 @@ def test_pruning_kept_the_superseded_build_for_the_grace_then_removed_it_only(bo
     # The build log keeps the history: both builds, each once.
     logged = [line.split()[-1] for line in bookworm.file(f"{ENVS_ROOT}/.builds/builds.log").content_string.splitlines()]
     assert logged[-1] == seen["after"] and seen["before"] in logged and len(set(logged)) == len(logged)
+
+
+SEVERAL = "/opt/several"
+
+
+@pytest.mark.parametrize("python", ["3.13", "3.14"])
+def test_an_entry_with_two_minors_builds_both_and_a_worker_starts_in_each(sid, python: str) -> None:
+    """side_effect.yml: {python: ["3.13", "3.14"]} in a root of its own; a worker of each gets its site environment."""
+    link = sid.file(f"{SEVERAL}/envs/py{python}-gce{GCE_VERSION}")
+    assert link.is_symlink
+    assert read_stamp(sid, f"{link.linked_to}/.ready")["python"].startswith(f"{python}.")
+    # As the template renders it for a client of that Python (test_missing_or_forged_... checks the shape).
+    worker_init = f"\\builtin source {SEVERAL}/worker-env.sh {python} {GCE_VERSION} || exit 1"
+    result = start_worker(sid, "alice", worker_init)
+    assert result.rc == 0, result.stderr
+    assert result.stdout.split() == [python, GCE_VERSION, link.linked_to]
+    assert f"py{python}-gce{GCE_VERSION} site " in result.stderr
+
+
+def test_found_with_a_python_the_wheelhouse_cannot_serve_refuses_and_publishes_nothing(sid) -> None:
+    """side_effect.yml: `found` on sid is 3.13, 3.14 and 3.15, each with six; 3.15 cannot be built offline."""
+    seen = read_json(sid, "/var/tmp/several-pythons.json")
+    assert [line.split()[0] for line in seen["published"]] == [f"py3.13-gce{GCE_VERSION}", f"py3.14-gce{GCE_VERSION}"]
+    # One line, naming the environment, its Python, uv's reason and what to do.
+    assert len(seen["refused"]) == 1, seen["refused"]
+    line = seen["refused"][0]
+    assert "\n" not in line
+    assert line.startswith(f"python_envs_matrix: py3.15-gce{GCE_VERSION} (Python 3.15) cannot be built on pe-sid: ")
+    assert "No solution found when resolving dependencies" in line and "cp315" in line
+    assert line.endswith(
+        "; nothing was published. Give the site's index or wheelhouse what it lacks, or leave"
+        " Python 3.15 out of the entry (a list of minors instead of found)."
+    )
+    # Every published environment is as it was: same link, same build, same stamp.
+    assert seen["published_after"] == seen["published"]
+    # The 3.13 and 3.14 builds with six are kept, ready and unpublished, for a run
+    # that asks for them again (a prune retires them otherwise); none of 3.15.
+    staged = sorted(set(seen["builds_after"]) - set(seen["builds"]))
+    assert set(seen["builds"]) <= set(seen["builds_after"])
+    assert [b.split("-")[0] for b in staged] == ["py3.13", "py3.14"], staged
+    for build in staged:
+        assert read_stamp(sid, f"{SEVERAL}/envs/.builds/{build}/.ready")["packages"] == ["six==1.17.0"]

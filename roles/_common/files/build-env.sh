@@ -2,7 +2,7 @@
 # Builds one site environment, or says it is already built; or (--probe)
 # checks that an interpreter runs for an unprivileged account.
 #
-#   build-env.sh [--check] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
+#   build-env.sh [--check] [--stage] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
 #   build-env.sh --probe [--as ACCOUNT] [--python-version X.Y] PYTHON
 #   build-env.sh --trusted PATH...
 #
@@ -23,6 +23,12 @@
 # the builder itself otherwise (a per-user deployment). A build it cannot run
 # is removed and nothing is published; the one line on stderr ends
 # "cannot be run by ACCOUNT: REASON" and the status is 3.
+#
+# --stage makes the ready build and stops short of publishing it ("staged"):
+# a caller with several environments stages them all, then publishes each by
+# a run without --stage (which finds the ready build and only switches the
+# link), so that one build that fails leaves every link as it was. A staged
+# build nobody publishes is retired by the next prune like any unlinked one.
 #
 # Nothing is run, by uv or by this script, before PYTHON is trusted: every
 # part of it belongs to root or the running account (--trusted, below);
@@ -233,7 +239,7 @@ own_root() { # root
   [[ ! -e $1/.builds && ! -L $1/.builds ]] || trusted "$1/.builds" >/dev/null
 }
 
-check=false probe=false prune=false account=nobody want=
+check=false probe=false prune=false stage=false account=nobody want=
 while [[ ${1:-} == --* ]]; do
   case $1 in
     --trusted)
@@ -244,6 +250,7 @@ while [[ ${1:-} == --* ]]; do
     --check) check=true ;;
     --probe) probe=true ;;
     --prune) prune=true ;;
+    --stage) stage=true ;;
     --as)
       account=$2
       shift
@@ -445,7 +452,11 @@ fi
 shopt -s nullglob
 remove_interrupted "$root" >/dev/null
 if build=$(ready_build); then
-  # Another host built it while this one waited: only the link is missing.
+  if $stage; then
+    echo staged
+    exit 0
+  fi
+  # Another host (or a staging run) built it: only the link is missing.
   publish "$build"
   echo built
   exit 0
@@ -482,5 +493,9 @@ fi
 mv -f "$root/$build/.ready.tmp" "$root/$build/.ready"
 # One line per build actually made: on a shared root, which host made it.
 printf '%s %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$host" "$build" >>"$root/.builds/builds.log"
+if $stage; then
+  echo staged
+  exit 0
+fi
 publish "$build"
 echo built
