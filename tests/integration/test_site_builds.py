@@ -156,6 +156,25 @@ def test_a_staged_build_is_ready_and_unpublished_until_a_build_publishes_it(whee
     assert (old / ".unpublished").is_file() and not (staged[0] / ".unpublished").exists()
 
 
+@pytest.mark.skipif(not is_root(), reason="needs root to run the build as another account")
+def test_a_staged_build_that_no_longer_runs_is_retired_and_built_anew_not_published(
+    wheelhouse: Path, site: Path
+) -> None:
+    """A staged build may wait days for its publishing run: it is run again by the unprivileged account
+    first. One that no longer runs for it (here, a directory made root's alone) is never published."""
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "dddd", stage=True))[:2] == (0, "staged\n")
+    (staged,) = builds(root)
+    lib = staged / "lib"
+    lib.chmod(0o700)
+    assert finish(build(wheelhouse, root, "dddd"))[:2] == (0, "built\n")
+    new = published(root)
+    assert new != staged and new.name.startswith(f"{NAME}-dddd."), builds(root)
+    assert (staged / ".unpublished").is_file() and not (new / ".unpublished").exists()
+    assert (new / "lib").stat().st_mode & 0o005 == 0o005
+    assert builds(root) == sorted([staged, new])
+
+
 # Builders started at once on one root, as hosts sharing it do: with locks
 # that exclude (one build, the others publish it), that exclude nothing
 # (duplicate builds, each complete), and that fail (each builds without).

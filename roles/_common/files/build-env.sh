@@ -456,10 +456,16 @@ if build=$(ready_build); then
     echo staged
     exit 0
   fi
-  # Another host (or a staging run) built it: only the link is missing.
-  publish "$build"
-  echo built
-  exit 0
+  # Another host (or a staging run) built it: only the link is missing. It
+  # may have waited days since an unprivileged account ran it: it is run
+  # again before it is published, and one that no longer runs is retired
+  # (no worker ever ran in it) and built anew.
+  if runnable "$root/$build/bin/python" --build 2>/dev/null; then
+    publish "$build"
+    echo built
+    exit 0
+  fi
+  retire "$root/$build"
 fi
 
 build=$prefix.$host-$$
