@@ -115,8 +115,15 @@ def test_without_setpriv_root_builds_nothing_and_says_why_in_one_line(tmp_path: 
 
 @pytest.mark.parametrize(
     "python",
-    [f"3.11\nworker-env: {NAME} site /forged 1.000 ms", "3.11\r\x1b[2Kforged"],
-    ids=["newline", "carriage-return-escape"],
+    [
+        f"3.11\nworker-env: {NAME} site /forged 1.000 ms",
+        "3.11\r\x1b[2Kforged",
+        # C1 controls and the Unicode line separator, as UTF-8 bytes.
+        f"3.11\u0085worker-env: {NAME} site /forged 1.000 ms",
+        "3.11\u009b2Kforged",
+        f"3.11\u2028worker-env: {NAME} site /forged 1.000 ms",
+    ],
+    ids=["newline", "carriage-return-escape", "next-line", "control-sequence-introducer", "line-separator"],
 )
 def test_a_refusal_is_one_line_whatever_the_client_sent(runtime: Path, python: str) -> None:
     """Sourced directly, a version may hold a line break: the refusal must not print a forged worker line."""
@@ -132,4 +139,4 @@ def test_a_refusal_is_one_line_whatever_the_client_sent(runtime: Path, python: s
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("worker-env: refusing Python version"), (
         result.stderr
     )
-    assert "\x1b" not in result.stderr and "\r" not in result.stderr
+    assert not set("\x1b\r\u0085\u009b\u2028") & set(result.stderr), result.stderr

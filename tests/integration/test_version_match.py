@@ -242,6 +242,10 @@ def test_only_what_the_site_published_serves_by_minor(site: Site, user: tuple[st
             shutil.copytree(real, site.envs / ".builds" / f"{name}-0", symlinks=True)
         (site.envs / ".builds" / "py3.11-gce4.19.11-0").symlink_to(outside)
         (site.envs / "py3.11-gce4.19.11").symlink_to(".builds/py3.11-gce4.19.11-0")
+        # Ready, runnable and linked as the role links, but not named as build-env.sh
+        # names a build (NAME-SPEC_HASH.HOST-PID): a directory put there by hand.
+        shutil.copytree(real, site.envs / ".builds" / "py3.11-gce4.19.12-0", symlinks=True)
+        (site.envs / "py3.11-gce4.19.12").symlink_to(".builds/py3.11-gce4.19.12-0")
         # Published as the role publishes, but not ready; and ready, with an
         # interpreter this account cannot run (under a directory only root reads).
         for name in published:
@@ -272,7 +276,7 @@ def test_only_what_the_site_published_serves_by_minor(site: Site, user: tuple[st
                 f"worker-env: refusing globus-compute-endpoint version '{forged}': expected a release such as 4.19.0\n"
             )
     finally:
-        for name in [*planted, *published, "py3.11-gce4.19.5", "py3.11-gce4.19.11"]:
+        for name in [*planted, *published, "py3.11-gce4.19.5", "py3.11-gce4.19.11", "py3.11-gce4.19.12"]:
             for path in (site.envs / name, site.envs / ".builds" / f"{name}-0"):
                 if path.is_symlink():
                     path.unlink()

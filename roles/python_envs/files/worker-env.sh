@@ -162,7 +162,13 @@ fi
 
 __worker_env_say() { # one line, whatever a client's strings in it hold
   local LC_ALL=C line="$*"
-  printf 'worker-env: %s\n' "${line//[[:cntrl:]]/?}" >&2
+  line=${line//[[:cntrl:]]/?}
+  # In the C locale, a multibyte character is bytes: the C1 controls (U+0080
+  # to U+009F, such as CSI) and the line and paragraph separators (U+2028,
+  # U+2029) as UTF-8 writes them. Other text (a path's é, uv's ╰─▶) stays.
+  line=${line//$'\xc2'[$'\x80'-$'\x9f']/?}
+  line=${line//$'\xe2\x80'[$'\xa8\xa9']/?}
+  printf 'worker-env: %s\n' "$line" >&2
 }
 
 __worker_env_unrunnable() { # env: say that a site environment stamped ready has a Python this account cannot run
@@ -334,8 +340,10 @@ __worker_env() {
       if ((key <= best)) || [[ ! -L $cand || ! -f $cand/.ready || ! -x $cand/bin/python ]]; then
         continue
       fi
+      # A build as build-env.sh names it, NAME-SPEC_HASH.HOST-PID, where it puts it.
       for build in "$WORKER_ENV_SITE_ROOT/.builds/${cand##*/}-"*; do
-        if [[ ! -L $build && $cand -ef $build ]]; then
+        if [[ ${build##*/} =~ ^"${cand##*/}"-[0123456789abcdef]+[.].+-[0123456789]+$ && ! -L $build &&
+          $cand -ef $build ]]; then
           best=$key found=$cand
           break
         fi
