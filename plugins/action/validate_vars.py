@@ -121,7 +121,9 @@ def _entries(name: str, option: dict, value: object) -> tuple[list[str], object]
         try:
             entry = check_type_dict(entry)
         except (TypeError, ValueError):
-            problems.append(f"{where} = {_show(entry)}: not a dict; allowed: a dict with keys {', '.join(sorted(keys))}")
+            problems.append(
+                f"{where} = {_show(entry)}: not a dict; allowed: a dict with keys {', '.join(sorted(keys))}"
+            )
             continue
         for key in sorted(k for k in entry if k not in keys):
             close = difflib.get_close_matches(str(key), list(keys), n=1)
