@@ -141,7 +141,8 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
             {"endpoint_identity_mapping": [{"source": "{username}", "match": "(.*)", "outptu": "{0}"}]},
             [],
             [
-                "endpoint_identity_mapping[0].outptu is not a key of an endpoint_identity_mapping entry: did you mean output?"
+                "endpoint_identity_mapping[0].outptu is not a key of an endpoint_identity_mapping entry:"
+                " did you mean output?"
             ],
         ),
         (

@@ -50,9 +50,8 @@ def test_a_misspelled_key_names_the_entry_and_what_was_meant(name: str, option: 
     ]
     # Nothing close: the keys it has.
     problems = _entries(name, option, [{**a_valid_value(option), "zzzzzzzz": 1}])[0]
-    assert problems == [
-        f"{name}[0].zzzzzzzz is not a key of {article} {name} entry: its keys are {', '.join(sorted(option['options']))}"
-    ]
+    keys = ", ".join(sorted(option["options"]))
+    assert problems == [f"{name}[0].zzzzzzzz is not a key of {article} {name} entry: its keys are {keys}"]
 
 
 @pytest.mark.parametrize(("name", "option"), OPTIONS, ids=[name for name, _ in OPTIONS])
@@ -75,7 +74,8 @@ def test_a_wrong_type_or_choice_inside_an_entry_names_it() -> None:
         'python_envs_matrix[0].newest = "two": not an int; allowed: int',
         'python_envs_matrix[0].prereleases = "maybe": not a bool; allowed: true or false',
         'python_envs_matrix[0].packages = {"numpy": 1}: not a list; allowed: list of str',
-        'python_envs_matrix[1] = "3.11": not a dict; allowed: a dict with keys endpoint, newest, packages, prereleases, python',
+        'python_envs_matrix[1] = "3.11": not a dict; allowed: a dict with keys'
+        " endpoint, newest, packages, prereleases, python",
     ]
     # No role has a choice inside an entry yet; one reads as a choice at the top does.
     mode = {"type": "dict", "options": {"mode": {"type": "str", "choices": ["build", "probe"]}}}
