@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 
 from ansible.errors import AnsibleError, AnsibleUndefinedVariable
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import ArgumentTypeError
+from ansible.module_utils.common.validation import check_type_dict
+from ansible.module_utils.errors import ArgumentTypeError, RequiredError
 from ansible.plugins.action import ActionBase
 
 COLLECTION = Path(__file__).resolve().parents[2]
@@ -60,6 +62,85 @@ def _numbers_for_strings(name: str, spec: dict, value: object) -> list[str]:
             if key in value:
                 found += _numbers_for_strings(f"{name}.{key}", option, value[key])
     return found
+
+
+def _one_level(option: dict, keep_default: bool) -> dict:
+    """An option's spec without its suboptions (checked entry by entry) and, unless kept, its default."""
+    flat = {k: v for k, v in option.items() if k != "options" and (keep_default or k != "default")}
+    if option.get("options") and option.get("type") == "list":
+        # Each entry is converted to a dict by _entries, which names its index when it cannot be.
+        flat["elements"] = "raw"
+    return flat
+
+
+def _named(message: str, options: dict) -> str | None:
+    """The option an error of Ansible's argument spec is about: from where the message names it, else anywhere."""
+    match = re.match(r"argument '([^']+)'|value of (\S+) must be one of", message)
+    if match and (match.group(1) or match.group(2)) in options:
+        return match.group(1) or match.group(2)
+    return next((n for n in sorted(options, key=len, reverse=True) if n in message), None)
+
+
+def _explain(error: Exception, options: dict, values: dict, where: str = "", entry_of: str = "") -> list[str]:
+    """The lines for one error of Ansible's argument spec, naming the option by its path (where: the entry's)."""
+    message = getattr(error, "error_message", str(error))
+    if isinstance(error, RequiredError) and entry_of:
+        # "missing required arguments: match, output"
+        missing = [k for k in message.split(": ", 1)[-1].split(", ") if k in options]
+        article = "an" if entry_of[0] in "aeiou" else "a"
+        return [f"{where}.{key} is missing: {article} {entry_of} entry needs it" for key in missing]
+    name = _named(message, options)
+    if name is None:
+        return [f"{where}: {message}" if where else message]
+    path = f"{where}.{name}" if where else name
+    option = options[name]
+    shown = "(hidden)" if option.get("no_log") else _show(values.get(name))
+    allowed = option.get("type", "str") + (" of " + option["elements"] if option.get("elements") else "")
+    reason = message.split(". ")[0]
+    if isinstance(error, ArgumentTypeError) and message.startswith(f"argument '{name}'"):
+        kind = option.get("type", "str")
+        reason = ("not an " if kind[0] in "aeiou" else "not a ") + kind
+    if option.get("type") == "bool":
+        allowed = "true or false"
+    if option.get("choices"):
+        reason, allowed = "not allowed", "one of " + ", ".join(map(str, option["choices"]))
+    return [f"{path} = {shown}: {reason}; allowed: {allowed}"]
+
+
+def _entries(name: str, option: dict, value: object) -> tuple[list[str], object]:
+    """Check each entry of an option whose entries have keys of their own; return its lines and the typed value.
+
+    Ansible's own check of suboptions names neither the entry nor, for a misspelled key, what was meant."""
+    keys = option["options"]
+    one = option.get("type") == "dict"
+    problems: list[str] = []
+    typed = []
+    article = "an" if name[0] in "aeiou" else "a"
+    for index, entry in enumerate([value] if one else value):  # type: ignore[arg-type]
+        where = name if one else f"{name}[{index}]"
+        try:
+            entry = check_type_dict(entry)
+        except (TypeError, ValueError):
+            problems.append(
+                f"{where} = {_show(entry)}: not a dict; allowed: a dict with keys {', '.join(sorted(keys))}"
+            )
+            continue
+        for key in sorted(k for k in entry if k not in keys):
+            close = difflib.get_close_matches(str(key), list(keys), n=1)
+            hint = f"did you mean {close[0]}?" if close else "its keys are " + ", ".join(sorted(keys))
+            problems.append(f"{where}.{key} is not a key of {article} {name} entry: {hint}")
+        known = {k: v for k, v in entry.items() if k in keys}
+        spec = {key: _one_level(sub, keep_default=True) for key, sub in keys.items()}
+        checked = ArgumentSpecValidator(spec).validate(known, validate_role_argument_spec=True)
+        for error in checked.errors:
+            problems += _explain(error, keys, known, where, name)
+        parameters = checked.validated_parameters
+        for key, sub in keys.items():
+            if sub.get("options") and parameters.get(key) is not None and not checked.errors:
+                found, parameters[key] = _entries(f"{where}.{key}", sub, parameters[key])
+                problems += found
+        typed.append(parameters)
+    return problems, (typed[0] if one and typed else typed)
 
 
 class ActionModule(ActionBase):
@@ -105,28 +186,18 @@ class ActionModule(ActionBase):
                     problems.append(f"{name}: its value does not template: {error.message}")
         for name, value in values.items():
             problems += _numbers_for_strings(name, options[name], value)
-        # Spec defaults are documentation here (defaults/main.yml holds the values).
-        spec = {name: {k: v for k, v in option.items() if k != "default"} for name, option in options.items()}
+        # Spec defaults are documentation here (defaults/main.yml holds the values). Entries with keys of
+        # their own are checked one by one below, so that a line can name the entry's index.
+        spec = {name: _one_level(option, keep_default=False) for name, option in options.items()}
         checked = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
-        longest_first = sorted(options, key=len, reverse=True)
         for error in checked.errors:
-            message = error.error_message
-            name = next((n for n in longest_first if n in message), None)
-            if name is None:
-                problems.append(message)
-                continue
-            option = options[name]
-            shown = "(hidden)" if option.get("no_log") else _show(values.get(name))
-            allowed = option.get("type", "str") + (" of " + option["elements"] if option.get("elements") else "")
-            reason = message.split(". ")[0]
-            if isinstance(error, ArgumentTypeError) and message.startswith(f"argument '{name}'"):
-                kind = option.get("type", "str")
-                reason = ("not an " if kind[0] in "aeiou" else "not a ") + kind
-            if option.get("type") == "bool":
-                allowed = "true or false"
-            if option.get("choices"):
-                reason, allowed = "not allowed", "one of " + ", ".join(map(str, option["choices"]))
-            problems.append(f"{name} = {shown}: {reason}; allowed: {allowed}")
+            problems += _explain(error, options, values)
+        for name, option in options.items():
+            value = checked.validated_parameters.get(name)
+            # Not converted to its type: already refused as a whole.
+            if option.get("options") and isinstance(value, dict if option.get("type") == "dict" else list):
+                found, checked.validated_parameters[name] = _entries(name, option, value)
+                problems += found
 
         typed = {}
         if not problems:

@@ -32,12 +32,16 @@ options:
           - With O(paths[].version), O(paths[].follow) or O(paths[].search_path) and no O(paths[].home), a command name
             without a C(/) (such as C(bash)) is looked up on the module's C(PATH) (or O(paths[].search_path)), as a
             command would run it; the entry is reported under that name, and RV(files.found) says where it was found.
+          - Only the absolute directories of C(PATH) or O(paths[].search_path) are looked in; an empty or relative
+            entry, which a shell would take as the module's working directory, is ignored.
         type: str
         required: true
       search_path:
         description:
           - Look a command name up in these directories (separated by C(:)) instead of the module's C(PATH), as
             C(PATH=search_path command -v name) would; nothing is run. Not below a home.
+          - Only its absolute directories are looked in; an empty or relative entry (C(/opt/bin::/usr/bin)) is ignored,
+            so that what is found does not depend on the module's working directory.
         type: str
       home:
         description: An account's home; O(paths[].path) is then walked below it without following any link.
@@ -247,7 +251,8 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             if entry.get("json"):
                 try:
                     found["json"] = json.loads(found["content"])
-                except ValueError:
+                # Hostile nesting overflows the parser's stack: RecursionError, not a ValueError.
+                except (ValueError, RecursionError):
                     pass
         if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
             rc, out, err = module.run_command([path, "--version"])
@@ -275,15 +280,23 @@ def parents(*paths: str) -> list[list[object]]:
     return found
 
 
+def which(name: str, search: str | None) -> str | None:
+    """Where running name would find it, looked up only in the absolute directories of search (or PATH)."""
+    directories = (os.environ.get("PATH", os.defpath) if search is None else search).split(os.pathsep)
+    # An empty or relative entry means the working directory, which is the module's, not the account's.
+    absolute = os.pathsep.join(d for d in directories if d.startswith("/"))
+    return shutil.which(name, path=absolute) if absolute else None
+
+
 def run(module: AnsibleModule) -> dict[str, object]:
     files = {}
     for entry in module.params["paths"]:
         home, path = entry.get("home"), entry["path"]
         key = path if home is None else f"{home.rstrip('/')}/{path}"
         search = entry.get("search_path")
-        if home is None and (entry.get("version") or entry.get("follow") or search) and "/" not in path:
+        if home is None and (entry.get("version") or entry.get("follow") or search is not None) and "/" not in path:
             # A command, as a command task would find it; nothing found reads as absent.
-            path = shutil.which(path, path=search) or f"/nonexistent/{path}"
+            path = which(path, search) or f"/nonexistent/{path}"
         if home is None and not path.startswith("/"):
             raise ValueError(f"path: '{entry['path']}' must be absolute, below a home, or a command name to run")
         named = path

@@ -231,3 +231,35 @@ def test_json_parses_a_record_and_reads_anything_else_as_null(tmp_path: Path) ->
     # The content is there either way; without json, nothing is parsed.
     assert found[str(edited)]["content"] == '{"python_checked": "0123abcd"\n'
     assert probe({"path": str(record), "read": True})[str(record)]["json"] is None
+
+
+def test_json_reads_a_hostile_nesting_or_number_as_null(tmp_path: Path) -> None:
+    # Within the 64 KiB that are read: deeper than the parser's stack, and more digits than an int may have.
+    nested, digits = tmp_path / "nested.fact", tmp_path / "digits.fact"
+    nested.write_text("[" * 30000 + "]" * 30000)
+    digits.write_text("1" * 5000)
+    found = probe(*({"path": str(p), "read": True, "json": True} for p in (nested, digits)))
+    assert [found[str(p)]["json"] for p in (nested, digits)] == [None, None]
+    assert found[str(nested)]["content"] == "[" * 30000 + "]" * 30000
+
+
+def test_a_command_is_looked_up_only_in_absolute_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same name in the working directory, in a relative directory below it and in an absolute one.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "later").mkdir()
+    for tool in (tmp_path / "python9", tmp_path / "bin" / "python9", tmp_path / "later" / "python9"):
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    later = str(tmp_path / "later" / "python9")
+    found = probe(
+        {"path": "python9", "search_path": f"/nonexistent::bin:{tmp_path / 'later'}", "checksum": False},
+    )["python9"]
+    assert (found["type"], found["found"]) == ("file", later)
+    # Nothing absolute to look in: absent, wherever the module runs.
+    for search in ("", ":", "bin:.", "."):
+        found = probe({"path": "python9", "search_path": search, "checksum": False})["python9"]
+        assert (found["exists"], found["found"]) == (False, "/nonexistent/python9"), search
+    # The module's PATH alike.
+    monkeypatch.setenv("PATH", f"::bin:{tmp_path / 'later'}")
+    assert probe({"path": "python9", "follow": True, "checksum": False})["python9"]["found"] == later
