@@ -42,6 +42,10 @@ OTHER_UV = "0.13.8"
 # only when the interpreter changed).
 NOOP_MODULES = 6
 WORKER_START = "Start a worker for each site environment as the endpoint would"
+NO_WORKER = (
+    "no worker started: nothing was deployed in this run (its workers were proved when it was);"
+    " -e hpc_gc_report=always starts them anyway"
+)
 CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged account"
 
 pytestmark = [
@@ -175,8 +179,9 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     # account's passwd entry; the endpoint, and its interpreter in the first play).
     roles = by_role(found, "localhost")
     assert roles == {"play": 1, "uv": 2, "python_envs": 1, "endpoint": 2}, roles
-    # Nothing was deployed, so the closing report started no worker.
+    # Nothing was deployed, so the closing report started no worker, and says so.
     assert ("localhost", WORKER_START) not in found.tasks, found.tasks
+    assert f'"msg": "{NO_WORKER}"' in output, output[-3000:]
     # The first run checked the endpoint's interpreter as it still is: this one did not run it again.
     assert not [task for _, task in found.tasks if task.endswith(CHECK_ENDPOINT_PYTHON)], found.tasks
 
@@ -211,6 +216,7 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert repaired["changed"] > 0, output[-3000:]
     # What was repaired was proved by a worker start.
     assert count(output).tasks["localhost", WORKER_START] == 1, output[-3000:]
+    assert NO_WORKER not in output
     now = {kind: state(path) for kind, (path, _) in kinds.items()}
     for kind in ("runtime file", "endpoint file", "identity mapping", "uv binary", "uv policy"):
         assert now[kind] == wanted[kind], kind

@@ -217,11 +217,14 @@ def test_a_list_of_minors_is_an_environment_each(site: Path, wheelhouse: Path) -
     result = python_envs(site, wheelhouse, NEWEST_TWO, ["-e", one, *typed])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'"msg": "would build: {OLD}, {NEW}; would unpublish: nothing"' in result.stdout, result.stdout
+    # The default (the matrix's first entry, so a set too) stands for its newest release, and its line says so.
+    default = f'"msg": "python_envs_default: {GCE}, the newest of {GCE_PREVIOUS}, {GCE} (from {wheelhouse})"'
+    assert default in result.stdout, result.stdout
 
     two = json.dumps({"python_envs_matrix": [{"python": ["3.11", "3.13"], "newest": 2}]})
     result = python_envs(site, wheelhouse, NEWEST_TWO, ["-e", two, *typed])
     assert result.returncode != 0
-    assert '"msg": "python_envs_matrix: no Python 3.13 on localhost that runs (system interpreters); found: ' in (
+    assert '"msg": "python_envs_matrix: no Python 3.13 on localhost (system interpreters); found: python3.11.' in (
         result.stdout
     ), result.stdout
     assert "no Python 3.11" not in result.stdout
