@@ -160,13 +160,20 @@ def test_a_staged_build_is_ready_and_unpublished_until_a_build_publishes_it(whee
 def test_a_staged_build_that_no_longer_runs_is_retired_and_built_anew_not_published(
     wheelhouse: Path, site: Path
 ) -> None:
-    """A staged build may wait days for its publishing run: it is run again by the unprivileged account
-    first. One that no longer runs for it (here, a directory made root's alone) is never published."""
+    """A staged build may wait days for its publishing run: its modes are made again as a build's, and it
+    is run again by the unprivileged account first. One that no longer runs is never published."""
     root = site / "envs"
     assert finish(build(wheelhouse, root, "dddd", stage=True))[:2] == (0, "staged\n")
     (staged,) = builds(root)
     lib = staged / "lib"
-    lib.chmod(0o700)
+    # Writable by others meanwhile: published only with a build's modes again.
+    (staged / "bin" / "activate").chmod(0o666)
+    assert finish(build(wheelhouse, root, "dddd"))[:2] == (0, "built\n")
+    assert published(root) == staged and (staged / "bin" / "activate").stat().st_mode & 0o777 == 0o644
+    # Unpublished by hand, then changed so that its endpoint no longer imports.
+    (root / NAME).unlink()
+    (module,) = lib.glob("python3.*/site-packages/globus_compute_endpoint/__init__.py")
+    module.write_text(module.read_text() + "\nraise SystemExit('changed since it was staged')\n")
     assert finish(build(wheelhouse, root, "dddd"))[:2] == (0, "built\n")
     new = published(root)
     assert new != staged and new.name.startswith(f"{NAME}-dddd."), builds(root)

@@ -457,9 +457,10 @@ if build=$(ready_build); then
     exit 0
   fi
   # Another host (or a staging run) built it: only the link is missing. It
-  # may have waited days since an unprivileged account ran it: it is run
-  # again before it is published, and one that no longer runs is retired
-  # (no worker ever ran in it) and built anew.
+  # may have waited days since an unprivileged account ran it: its modes are
+  # made again as a build's are, it is run again before it is published, and
+  # one that no longer runs is retired (no worker ever ran in it) and built anew.
+  chmod -R u+rwX,go+rX,go-w "$root/$build" 2>/dev/null || :
   if runnable "$root/$build/bin/python" --build 2>/dev/null; then
     publish "$build"
     echo built
