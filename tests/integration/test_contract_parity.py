@@ -289,8 +289,9 @@ def test_ansible_and_bash_serve_a_client_by_minor_from_the_same_site_environment
     )
     for version in SITE_VERSIONS:
         name = str(CONTRACT["env_name"]).format(python="3.12", endpoint=version)
-        site_env(site / ".builds", f"{name}-0")
-        (site / name).symlink_to(f".builds/{name}-0")
+        # Named as build-env.sh names a build (NAME-SPEC_HASH.HOST-PID): only such a build serves by minor.
+        site_env(site / ".builds", f"{name}-0123abcd.node-1")
+        (site / name).symlink_to(f".builds/{name}-0123abcd.node-1")
     ansible = ansible_minor_matches(tmp_path, CLIENTS, SITE_VERSIONS)
     prefix = str(CONTRACT["env_name"]).format(python="3.12", endpoint="")
     bash = {}
