@@ -22,10 +22,13 @@ author: hpc.globus_compute maintainers (@hpc-globus-compute)
 options: {}
 attributes:
   check_mode:
+    description: Changes nothing in any mode; it gathers the same facts in check mode.
     support: full
   diff_mode:
+    description: Nothing is changed, so there is no diff.
     support: none
   facts:
+    description: Sets the facts it gathers, as M(ansible.builtin.setup) does.
     support: full
 """
 
@@ -82,9 +85,9 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 
 try:
-    from ssl import SSLContext  # noqa: F401
+    import ssl
 
-    HAS_SSLCONTEXT = True
+    HAS_SSLCONTEXT = hasattr(ssl, "SSLContext") and hasattr(ssl, "create_default_context")
 except ImportError:
     HAS_SSLCONTEXT = False
 
