@@ -47,6 +47,9 @@ NO_WORKER = (
     " -e hpc_gc_report=always starts them anyway"
 )
 CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged account"
+# The endpoint's tasks a no-op evaluates, in both plays: 33 when each task that skips was
+# evaluated apart; now what skips together is one include, and its checks are one task each.
+ENDPOINT_NOOP_TASKS = 20
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"),
@@ -140,6 +143,11 @@ def changed_tasks(output: str) -> list[str]:
     return changed
 
 
+def endpoint_tasks(output: str) -> list[str]:
+    """The endpoint role's tasks a run evaluated (ran or skipped), in order."""
+    return [line for line in output.splitlines() if line.startswith("TASK [hpc.globus_compute.endpoint : ")]
+
+
 def state(path: Path) -> str | None:
     """A file's sha256, a link's target, or None when nothing is there."""
     if path.is_symlink():
@@ -184,6 +192,7 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert f'"msg": "{NO_WORKER}"' in output, output[-3000:]
     # The first run checked the endpoint's interpreter as it still is: this one did not run it again.
     assert not [task for _, task in found.tasks if task.endswith(CHECK_ENDPOINT_PYTHON)], found.tasks
+    assert len(endpoint_tasks(output)) == ENDPOINT_NOOP_TASKS, endpoint_tasks(output)
 
     kinds = drifts(base, home)
     wanted = {kind: state(path) for kind, (path, _) in kinds.items()}

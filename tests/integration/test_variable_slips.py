@@ -171,6 +171,13 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
             [],
             ["endpoint_user_environment", "UV_CONFIG"],
         ),
+        # Both refused by one check, so both are named at once.
+        (
+            "endpoint",
+            {"endpoint_user_environment": {"UV_INDEX_URL": None}, "endpoint_identity_mapping": []},
+            [],
+            ["endpoint_user_environment", "UV_INDEX_URL", "endpoint_identity_mapping", "maps nobody"],
+        ),
         (
             "endpoint",
             {"endpoint_service": True, "endpoint_service_state": "started"},
@@ -199,6 +206,7 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="a multi-user endpoint
         "cli-bad-choice",
         "null-environment",
         "nested-environment",
+        "environment-and-no-mapping",
         "service-without-systemd",
     ],
 )
