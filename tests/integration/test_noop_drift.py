@@ -44,7 +44,7 @@ NOOP_MODULES = 6
 # The tasks of python_envs (and of _common, which it includes) that a no-op evaluates, run or
 # skipped: Ansible forks a worker even to skip one. 41 when every task that skips had its own
 # condition; now the tasks that skip together are one include, and the checks one assert each.
-NOOP_PYTHON_ENVS_TASKS = 25
+NOOP_PYTHON_ENVS_TASKS = 24
 WORKER_START = "Start a worker for each site environment as the endpoint would"
 NO_WORKER = (
     "no worker started: nothing was deployed in this run (its workers were proved when it was);"
