@@ -41,6 +41,10 @@ OTHER_UV = "0.13.8"
 # the first play, one look at the endpoint's interpreter (its check runs again
 # only when the interpreter changed).
 NOOP_MODULES = 6
+# The tasks of python_envs (and of _common, which it includes) that a no-op evaluates, run or
+# skipped: Ansible forks a worker even to skip one. 41 when every task that skips had its own
+# condition; now the tasks that skip together are one include, and the checks one assert each.
+NOOP_PYTHON_ENVS_TASKS = 24
 WORKER_START = "Start a worker for each site environment as the endpoint would"
 NO_WORKER = (
     "no worker started: nothing was deployed in this run (its workers were proved when it was);"
@@ -187,6 +191,8 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     # account's passwd entry; the endpoint, and its interpreter in the first play).
     roles = by_role(found, "localhost")
     assert roles == {"play": 1, "uv": 2, "python_envs": 1, "endpoint": 2}, roles
+    evaluated = re.findall(r"^TASK \[hpc\.globus_compute\.(?:python_envs|_common) : (.*)\] \*", output, re.MULTILINE)
+    assert len(evaluated) == NOOP_PYTHON_ENVS_TASKS, evaluated
     # Nothing was deployed, so the closing report started no worker, and says so.
     assert ("localhost", WORKER_START) not in found.tasks, found.tasks
     assert f'"msg": "{NO_WORKER}"' in output, output[-3000:]

@@ -326,6 +326,14 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
             {"args": ["-e", "python_envs_keep_superseded=-1"]},
             ["python_envs_keep_superseded = -1: must be 0 or more days."],
         ),
+        (
+            # Two at once: one sentence for each, in the one refusal.
+            {
+                "args": ["-e", "python_envs_lock_wait=0"],
+                "vars": {"python_envs_user_indexes": ["ftp://mirror.example.org/"]},
+            },
+            ["python_envs_lock_wait: 0 s", "86400", "python_envs_user_indexes:", "ftp://mirror.example.org/"],
+        ),
     ],
     ids=[
         "cli-not-an-int",
@@ -334,6 +342,7 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
         "cli-split-value",
         "misspelled-matrix-key",
         "cli-out-of-range",
+        "lock-wait-and-index",
     ],
 )
 def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown: list[str]) -> None:
