@@ -143,15 +143,16 @@ def private_home(tmp_path: Path) -> Path:
 
 def passwd(tmp_path: Path, home: Path) -> Path:
     """A copy of /etc/passwd where the running account's home is `home`."""
-    user = getpass.getuser()
+    user = getpass.getuser().encode()
     lines = []
-    for line in Path("/etc/passwd").read_text().splitlines():
-        fields = line.split(":")
+    # Bytes: the database has no encoding, and other accounts' gecos may be Latin-1.
+    for line in Path("/etc/passwd").read_bytes().splitlines():
+        fields = line.split(b":")
         if fields[0] == user:
-            fields[5] = str(home)
-        lines.append(":".join(fields))
+            fields[5] = bytes(home)
+        lines.append(b":".join(fields))
     copy = tmp_path / "passwd"
-    copy.write_text("\n".join(lines) + "\n")
+    copy.write_bytes(b"\n".join(lines) + b"\n")
     copy.chmod(0o644)
     return copy
 
