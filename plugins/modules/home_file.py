@@ -262,7 +262,8 @@ def run(module: AnsibleModule) -> dict:
                 os.unlink(name, dir_fd=parent)
             return result
         data, mtime = (p["content"].encode(), None) if p["content"] is not None else open_src(p["src"], uid)
-        before, status = read_regular(parent, name, uid, len(data))
+        # A file longer than data differs from it; --diff shows it whole all the same.
+        before, status = read_regular(parent, name, uid, max(len(data), MAX_READ) if module._diff else len(data))
         mode = int(p["mode"], 8)
         current = (
             before == data

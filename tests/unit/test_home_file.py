@@ -45,6 +45,13 @@ def test_check_mode_reports_the_diff_and_writes_nothing(home: Path) -> None:
     assert (home / "a.txt").read_text() == "old\n"
 
 
+def test_the_diff_of_a_file_grown_by_hand_shows_what_it_held(home: Path) -> None:
+    home_file(home, "uv.toml", content="offline = true\n")
+    (home / "uv.toml").write_text("offline = true\n# hand edit\n")
+    result = home_file(home, "uv.toml", check=True, content="offline = true\n")
+    assert result["diff"]["before"] == "offline = true\n# hand edit\n", result["diff"]
+
+
 @pytest.mark.parametrize("check", [False, True])
 def test_a_link_below_the_home_is_refused_and_its_target_untouched(home: Path, tmp_path: Path, check: bool) -> None:
     target = tmp_path / "elsewhere"
