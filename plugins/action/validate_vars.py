@@ -34,6 +34,12 @@ SHOWN = 120
 PUBLISHED = {"uv_installed", "python_envs_deployed", "endpoint_deployed"}
 
 
+def _names_published(value: object) -> bool:
+    """Whether a raw value mentions a fact one of the roles publishes as it runs (PUBLISHED)."""
+    text = json.dumps(value, default=str)
+    return any(re.search(rf"\b{name}\b", text) for name in PUBLISHED)
+
+
 def _show(value: object) -> str:
     try:
         text = json.dumps(value, sort_keys=True, default=str)
@@ -179,9 +185,15 @@ class ActionModule(ActionBase):
                 try:
                     values[name] = templar.template(variables[name])
                 except AnsibleError as error:
-                    # Before facts are gathered (site.yml's first play), a value
-                    # made of facts is checked by the role itself, later.
-                    if defer_undefined and isinstance(error, AnsibleUndefinedVariable):
+                    # Before the roles run (site.yml's first play), a value made of
+                    # what a role publishes as it runs is checked by the role itself,
+                    # later. Any other name no host defines yet (a fact site.yml does
+                    # not gather, a slip) never will be: refused now.
+                    if (
+                        defer_undefined
+                        and isinstance(error, AnsibleUndefinedVariable)
+                        and _names_published(variables[name])
+                    ):
                         continue
                     problems.append(f"{name}: its value does not template: {error.message}")
         for name, value in values.items():

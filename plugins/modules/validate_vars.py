@@ -25,8 +25,10 @@ options:
     required: true
   defer_undefined:
     description:
-      - Leave out of the check a value that uses a variable not defined yet (a fact, before facts are gathered);
-        the role checks it itself when it runs. Without it, such a value fails naming the variable.
+      - Leave out of the check a value that uses a fact a role of the collection publishes as it runs and that is
+        not defined yet (C(uv_installed), C(python_envs_deployed), C(endpoint_deployed)); the role checks it itself
+        when it runs. Any other undefined name (a fact that was not gathered, a misspelt variable) still fails
+        naming the variable. Without it, every such value fails naming the variable.
     type: bool
     default: false
 attributes:

@@ -334,6 +334,16 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
             },
             ["python_envs_lock_wait: 0 s", "86400", "python_envs_user_indexes:", "ftp://mirror.example.org/"],
         ),
+        (
+            # A fact site.yml does not gather (docs/fleet.md, Facts), and a misspelt name: neither is ever defined.
+            {
+                "vars": {
+                    "python_envs_lock_wait": "{{ 60 if ansible_facts.distribution == 'Debian' else 120 }}",
+                    "endpoint_display_name": "{{ my_sites_name }}",
+                }
+            },
+            ["python_envs_lock_wait: its value does not template", "distribution", "endpoint_display_name:"],
+        ),
     ],
     ids=[
         "cli-not-an-int",
@@ -343,6 +353,7 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
         "misspelled-matrix-key",
         "cli-out-of-range",
         "lock-wait-and-index",
+        "fact-not-gathered",
     ],
 )
 def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown: list[str]) -> None:
