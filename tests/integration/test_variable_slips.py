@@ -229,6 +229,18 @@ def test_a_slip_fails_naming_the_variable_and_changes_nothing(
     assert_refused(result, site, before, *shown)
 
 
+def test_every_matrix_entry_that_is_not_valid_is_named(site: Path) -> None:
+    matrix = [{"python": "3.x", "endpoint": "4.19.0"}, {"python": [], "endpoint": "4.19.0"}]
+    before = checksums(site)
+    result = run_role(site.parent, "python_envs", {**python_envs_vars(site), "python_envs_matrix": matrix})
+    # Each entry as the role read it (with its defaults), in one refusal.
+    assert_fails_with(
+        result, 'python_envs_matrix: entries {"python": "3.x", "endpoint": "4.19.0"', '{"python": [], "endpoint"'
+    )
+    assert "are not valid: python must be" in result.stdout
+    assert checksums(site) == before
+
+
 def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
     shim = site.parent / "shims" / "python3.11"
     shim.parent.mkdir()
