@@ -89,6 +89,15 @@ def test_a_uv_too_old_for_the_roles_flags_is_named_with_both_versions(tmp_path: 
     assert not (tmp_path / "runtime").exists()
 
 
+def test_a_uv_that_prints_its_version_alone_is_named_on_one_line(tmp_path: Path) -> None:
+    # Without a build suffix, `uv --version` is the version and a newline.
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\necho 'uv 0.1.0'\n")
+    uv.chmod(0o755)
+    result = run_python_envs(tmp_path, python_envs_uv=str(uv), python_envs_interpreter_source="uv")
+    assert_fails_with(result, f"python_envs_uv: {uv} is uv 0.1.0; these roles need uv 0.6.8 or later")
+
+
 def test_a_uv_that_does_not_run_is_shown_with_its_own_message(tmp_path: Path) -> None:
     """A truncated binary (a copy cut short): its status, and its own message if it left one."""
     broken = tmp_path / "uv"
