@@ -60,7 +60,13 @@ def test_an_unknown_architecture_is_named(tmp_path: Path) -> None:
 
 
 def test_user_scope_without_users_is_refused(tmp_path: Path) -> None:
-    assert_fails_with(run_role(tmp_path, uv_users=[]), "uv_scope=user needs uv_users")
+    assert_fails_with(run_role(tmp_path, uv_users=[]), "uv_scope=user needs uv_users (got []).")
+
+
+def test_values_that_depend_on_each_other_are_named_together_and_only_those_that_fail(tmp_path: Path) -> None:
+    result = run_role(tmp_path, uv_users=[], uv_version="0.5.0")
+    assert_fails_with(result, "uv_scope=user needs uv_users (got []). uv_version: 0.5.0 is older than uv 0.6.8")
+    assert "uv_controller_archive" not in result.stdout and "a release number" not in result.stdout
 
 
 def test_an_unreachable_mirror_is_named(tmp_path: Path) -> None:
