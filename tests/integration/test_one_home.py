@@ -28,12 +28,10 @@ pytestmark = [
 ]
 
 
-def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Path) -> None:
+def local_site_variables(tmp_path: Path) -> dict[str, object]:
+    """`make run`'s variables on this machine, offline: uv from the project's release tarball, Python 3.11."""
     tarball, version = uv_release(tmp_path)
-    other = tmp_path / "other-home"
-    other.mkdir()
-    untouched = listing(other)
-    variables = {
+    return {
         "uv_source": "controller",
         "uv_controller_archive": str(tarball),
         "uv_version": version,
@@ -41,6 +39,13 @@ def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Pa
         "endpoint_python": "/usr/bin/python3.11",
         "python_envs_interpreter_paths": {"3.11": "/usr/bin/python3.11"},
     }
+
+
+def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Path) -> None:
+    other = tmp_path / "other-home"
+    other.mkdir()
+    untouched = listing(other)
+    variables = local_site_variables(tmp_path)
     env = {"HOME": str(other), "USER": "root", **offline_policy(tmp_path)}
     result = run_playbook(
         tmp_path, str(ROOT / "playbooks" / "site.yml"), variables, ["-i", str(ROOT / "inventories" / "local")], env
