@@ -184,6 +184,22 @@ def test_a_program_planted_where_uv_goes_is_replaced_never_run(tmp_path: Path) -
         assert uv_role(tmp_path, [login]).stdout.count("changed=0") == 1
 
 
+def test_runs_with_other_policies_on_the_node_leave_each_home_its_own(tmp_path: Path) -> None:
+    """Two inventories (or a rollout beside a manual run) stage uv on one node with
+    different policies: neither home gets the other's, and neither run undoes the other."""
+    with accounts("polone", "poltwo") as homes:
+        caches = {login: tmp_path / f"cache-{n}" for n, login in enumerate(homes)}
+        for login in homes:
+            result = uv_role(tmp_path, [login], uv_config={"cache-dir": str(caches[login])})
+            assert result.returncode == 0, result.stdout + result.stderr
+        first = next(iter(homes))
+        again = uv_role(tmp_path, [first], uv_config={"cache-dir": str(caches[first])})
+        assert again.stdout.count("changed=0") == 1, again.stdout
+        for login, home in homes.items():
+            policy = (home / ".config/uv/uv.toml").read_text()
+            assert [line for line in policy.splitlines() if "cache-dir" in line] == [f'cache-dir = "{caches[login]}"']
+
+
 def test_a_hostile_record_removes_nothing_of_roots_and_a_fifo_stalls_nothing(tmp_path: Path) -> None:
     with accounts("recorder") as homes:
         ((login, home),) = homes.items()
