@@ -356,6 +356,28 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
             },
             ["python_envs_lock_wait: its value does not template", "distribution", "endpoint_display_name:"],
         ),
+        (
+            # Values the endpoint's services or its own loaders would refuse, known without facts.
+            {
+                "vars": {
+                    "endpoint_name": "bad name",
+                    "endpoint_email": "not an address",
+                    "endpoint_client_id": "0f6d8a94-2c8c-4c8f-9a4f-3c3f8f1c5d11",
+                }
+            },
+            [
+                "endpoint_name: 'bad name' is not a valid endpoint name",
+                "endpoint_email: 'not an address' is not an e-mail address.",
+                "endpoint_client_id and endpoint_client_secret: give both or neither.",
+            ],
+        ),
+        (
+            {"args": ["-e", "endpoint_version=4.2.0"], "vars": {"endpoint_high_assurance": True}},
+            [
+                "endpoint_version: 4.2.0 is older than 4.3.0",
+                "endpoint_high_assurance: a high-assurance endpoint needs endpoint_subscription_id.",
+            ],
+        ),
     ],
     ids=[
         "cli-not-an-int",
@@ -366,6 +388,8 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
         "cli-out-of-range",
         "lock-wait-and-index",
         "fact-not-gathered",
+        "endpoint-values",
+        "old-endpoint-high-assurance",
     ],
 )
 def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown: list[str]) -> None:
