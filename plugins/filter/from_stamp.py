@@ -21,6 +21,13 @@ options:
     type: list
     elements: str
     default: [packages, requirements]
+  strict:
+    description:
+      - With C(true), text that is not a stamp (a line without C(=), JSON that is not an object) is an error.
+      - With C(false), such text reads as an empty dict, so that a test can tell it from a stamp; build-env.sh
+        takes such a build as not ready, and builds it anew.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -44,12 +51,27 @@ from ansible.errors import AnsibleFilterError
 LISTS = ["packages", "requirements"]
 
 
-def from_stamp(text: str, lists: list[str] | None = None) -> dict[str, object]:
+def from_stamp(text: str, lists: list[str] | None = None, strict: bool = True) -> dict[str, object]:
+    """The stamp's keys and values.
+
+    :raises AnsibleFilterError: text is not a str; or, when ``strict``, it is not a stamp.
+    """
     if not isinstance(text, str):
         raise AnsibleFilterError(f"from_stamp: expected the stamp's text, got {type(text).__name__}")
-    lists = LISTS if lists is None else list(lists)
+    try:
+        return read(text, LISTS if lists is None else list(lists))
+    except AnsibleFilterError:
+        if strict:
+            raise
+        return {}
+
+
+def read(text: str, lists: list[str]) -> dict[str, object]:
     if text.lstrip().startswith("{"):
-        stamp = json.loads(text)
+        try:
+            stamp = json.loads(text)
+        except ValueError as error:
+            raise AnsibleFilterError(f"from_stamp: not a JSON stamp: {error}") from error
         if not isinstance(stamp, dict):
             raise AnsibleFilterError("from_stamp: a JSON stamp is an object")
         return {key: stamp.get(key, []) for key in lists} | stamp
@@ -58,7 +80,7 @@ def from_stamp(text: str, lists: list[str] | None = None) -> dict[str, object]:
         if not line:
             continue
         key, sep, value = line.partition("=")
-        if not sep:
+        if not sep or not key:
             raise AnsibleFilterError(f"from_stamp: {line[:80]!r} is not key=value")
         if key in lists:
             found[key].append(value)  # type: ignore[union-attr]

@@ -12,13 +12,14 @@ of every build is one that all accounts can reach, as a site's is.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,40 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
     lock = root / ".builds" / ".build.lock"
     assert lock.stat().st_mode & 0o777 == 0o600
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda text: text + "x\n", id="stray-line"),
+        pytest.param(lambda text: text.replace("spec=aaaa\n", "spec=bbbb\n"), id="other-spec"),
+        pytest.param(lambda text: text.replace("spec=aaaa\n", ""), id="no-spec"),
+        pytest.param(lambda text: "=aaaa\n" + text, id="no-key"),
+    ],
+)
+def test_a_stamp_edited_into_another_is_not_ready_and_is_built_anew(
+    wheelhouse: Path, site: Path, edit: Callable[[str], str]
+) -> None:
+    """Readers (from_stamp, the role's record) refuse such a stamp: the build it marks is not
+    taken as ready, so a new build of the spec is published in its place and the old retired."""
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    old = published(root)
+    (old / ".ready").write_text(edit((old / ".ready").read_text()))
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    new = published(root)
+    assert new != old
+    assert read_stamp((new / ".ready").read_text())["spec"] == "aaaa"
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
+
+
+def test_an_earlier_releases_json_stamp_is_still_ready(wheelhouse: Path, site: Path) -> None:
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    old = published(root)
+    (old / ".ready").write_text(json.dumps(read_stamp((old / ".ready").read_text()), indent=2) + "\n")
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
+    assert published(root) == old
 
 
 def test_a_staged_build_is_ready_and_unpublished_until_a_build_publishes_it(wheelhouse: Path, site: Path) -> None:

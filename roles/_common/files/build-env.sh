@@ -400,6 +400,23 @@ prefix=.builds/$name-$hash
 # How long a host waits for another one building the same root, in seconds.
 lock_wait=120
 
+# A build is ready when its stamp is one stamp() wrote for this spec: one
+# that was edited into something else (a stray line) is not, since readers
+# refuse it, and the build is made anew. An earlier release's JSON stamp is
+# taken as it is.
+stamped() { # build directory
+  local line found=false first=true
+  [[ -f $1/.ready ]] || return 1
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -n $line ]] || continue
+    if $first && [[ $line =~ ^[[:space:]]*\{ ]]; then return 0; fi
+    first=false
+    [[ $line == ?*=* ]] || return 1
+    [[ $line != "spec=$hash" ]] || found=true
+  done <"$1/.ready"
+  $found
+}
+
 # The ready build of this spec, if there is one: the one the link names first,
 # else any other (built by a host that did not get to switch the link).
 ready_build() {
@@ -409,7 +426,7 @@ ready_build() {
     build=${build#"$root/"}
     # A retired build is never published again (it may be removed at any time).
     [[ $build == "$target" || ! -e $root/$build/.unpublished ]] || continue
-    if [[ ($build == "$prefix" || $build == "$prefix".*) && -f $root/$build/.ready ]]; then
+    if [[ ($build == "$prefix" || $build == "$prefix".*) ]] && stamped "$root/$build"; then
       printf '%s\n' "$build"
       return 0
     fi
