@@ -242,6 +242,28 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     again, output = site_run(tmp, base, login)
     assert again["changed"] == 0, changed_tasks(output)
 
+    # A ready stamp edited by hand into one no reader takes (a stray line): built anew.
+    stamp = kinds["site environment"][0] / ".ready"
+    stamp.write_text(stamp.read_text() + "x\n")
+    checked, output = site_run(tmp, base, login, "--check")
+    assert changed_tasks(output) == ["hpc.globus_compute._common : Run build-env.sh: build"], output[-3000:]
+    assert stamp.read_text().endswith("\nx\n")
+    repaired, output = site_run(tmp, base, login)
+    assert "hpc.globus_compute._common : Run build-env.sh: build" in changed_tasks(output), output[-3000:]
+    assert read_stamp(stamp.read_text())["name"] == "py3.11-gce4.19.0"
+
+    # The environments' record, made private by hand: check mode says so, as the real run repairs it
+    # (and nothing else is left to repair).
+    record = base / "facts" / "hpc_globus_compute_envs.fact"
+    record.chmod(0o600)
+    checked, output = site_run(tmp, base, login, "--check")
+    assert changed_tasks(output) == ["hpc.globus_compute.python_envs : Record the environments as a local fact"]
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert '"msg": "no worker started: check mode starts none"' in output, output[-3000:]
+    repaired, output = site_run(tmp, base, login)
+    assert changed_tasks(output) == ["hpc.globus_compute.python_envs : Record the environments as a local fact"]
+    assert record.stat().st_mode & 0o777 == 0o644
+
     # A changed interpreter is checked again, before any role builds: a directory above it
     # closed to users, then the interpreter itself replaced by one only root may run.
     python = endpoint_python(base)
