@@ -85,11 +85,22 @@ def recap(output: str, hosts: str) -> list[dict[str, int]]:
     return found
 
 
-def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str, int]]]:
-    """Wall time of one run, and each host's recap counts."""
+def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str, int]], str]:
+    """Wall time of one run, each host's recap counts, and its output."""
     argv = ["ansible-playbook", "-i", str(state / "inventory"), "--limit", limit, str(playbook)]
     elapsed, output = run(argv, {"ANSIBLE_CONFIG": str(state / "ansible.cfg")})
-    return elapsed, recap(output, r"^f[ab]-\w+")
+    return elapsed, recap(output, r"^f[ab]-\w+"), output
+
+
+def changed_tasks(output: str) -> list[str]:
+    """The tasks that reported a change, with the host: what a run that is not a no-op changed."""
+    changed, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.split("[", 1)[1].rsplit("]", 1)[0]
+        elif line.startswith("changed: "):
+            changed.append(f"{task}: {line.split(']', 1)[0].removeprefix('changed: [')}")
+    return changed
 
 
 def noop_modules(
@@ -228,12 +239,12 @@ def measure(samples: int) -> dict[int, dict[str, list[float]]]:
         cell: dict = {"floor": [timed(state, TRIVIAL, limit)[0]], "cold": [timed(state, SITE, limit)[0]], "noop": []}
         cell["tasks"], cell["floor_tasks"] = [], []
         for _ in range(samples):
-            elapsed, recap = timed(state, TRIVIAL, limit)
+            elapsed, recap, _ = timed(state, TRIVIAL, limit)
             cell["floor"].append(elapsed)
             cell["floor_tasks"].extend(host["ok"] for host in recap)
-            elapsed, recap = timed(state, SITE, limit)
+            elapsed, recap, output = timed(state, SITE, limit)
             if len(recap) != count or any(host.get("changed", -1) != 0 for host in recap):
-                sys.exit(f"site.yml on {limit} is not a no-op: {recap}")
+                sys.exit(f"site.yml on {limit} is not a no-op: {recap}; changed: {changed_tasks(output)}")
             cell["noop"].append(elapsed)
             cell["tasks"].extend(host["ok"] for host in recap)
         cell["executions"] = noop_modules(
