@@ -23,7 +23,8 @@ options:
     default: [packages, requirements]
   strict:
     description:
-      - With C(true), text that is not a stamp (a line without C(=), JSON that is not an object) is an error.
+      - With C(true), text that is not a stamp (a line without C(=), a key other than a list's given twice, JSON
+        that is not an object) is an error.
       - With C(false), such text reads as an empty dict, so that a test can tell it from a stamp; build-env.sh
         takes such a build as not ready, and builds it anew.
     type: bool
@@ -84,6 +85,8 @@ def read(text: str, lists: list[str]) -> dict[str, object]:
             raise AnsibleFilterError(f"from_stamp: {line[:80]!r} is not key=value")
         if key in lists:
             found[key].append(value)  # type: ignore[union-attr]
+        elif key in found:
+            raise AnsibleFilterError(f"from_stamp: {key[:80]!r} is given twice")
         else:
             found[key] = value
     return found

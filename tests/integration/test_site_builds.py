@@ -12,14 +12,13 @@ of every build is one that all accounts can reach, as a site's is.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -86,11 +85,14 @@ def build(
     account: str | None = None,
     own_group: bool = False,
     stage: bool = False,
+    replace: bool = False,
 ) -> subprocess.Popen[str]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(uv_policy(root, wheelhouse))}
     if path_first:
         env["PATH"] = f"{path_first}:{env['PATH']}"
-    options = (["--as", account] if account else []) + (["--stage"] if stage else [])
+    options = (
+        (["--as", account] if account else []) + (["--stage"] if stage else []) + (["--replace"] if replace else [])
+    )
     argv = ["bash", str(BUILD_ENV), *options, str(uv), str(root), NAME, spec, python, "4.19.0", *packages]
     # own_group: a builder that can be killed with everything it started, and nothing else.
     return subprocess.Popen(
@@ -138,38 +140,21 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
 
 
-@pytest.mark.parametrize(
-    "edit",
-    [
-        pytest.param(lambda text: text + "x\n", id="stray-line"),
-        pytest.param(lambda text: text.replace("spec=aaaa\n", "spec=bbbb\n"), id="other-spec"),
-        pytest.param(lambda text: text.replace("spec=aaaa\n", ""), id="no-spec"),
-        pytest.param(lambda text: "=aaaa\n" + text, id="no-key"),
-    ],
-)
-def test_a_stamp_edited_into_another_is_not_ready_and_is_built_anew(
-    wheelhouse: Path, site: Path, edit: Callable[[str], str]
-) -> None:
-    """Readers (from_stamp, the role's record) refuse such a stamp: the build it marks is not
-    taken as ready, so a new build of the spec is published in its place and the old retired."""
+def test_replace_builds_anew_what_the_link_names_and_retires_it(wheelhouse: Path, site: Path) -> None:
+    """--replace: the caller read the linked build's stamp and could not take it as one of its spec."""
     root = site / "envs"
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
     old = published(root)
-    (old / ".ready").write_text(edit((old / ".ready").read_text()))
-    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    (old / ".ready").write_text((old / ".ready").read_text() + "x\n")
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
+    replace = ["bash", str(BUILD_ENV), "--check", "--replace", str(UV), str(root), NAME, "aaaa", PYTHON, "4.19.0"]
+    checked = subprocess.run(replace, capture_output=True, text=True)
+    assert (checked.returncode, checked.stdout) == (0, f"would build .builds/{NAME}-aaaa\n"), checked.stderr
+    assert finish(build(wheelhouse, root, "aaaa", replace=True))[:2] == (0, "built\n")
     new = published(root)
-    assert new != old
+    assert new != old and (old / ".unpublished").is_file()
     assert read_stamp((new / ".ready").read_text())["spec"] == "aaaa"
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
-
-
-def test_an_earlier_releases_json_stamp_is_still_ready(wheelhouse: Path, site: Path) -> None:
-    root = site / "envs"
-    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
-    old = published(root)
-    (old / ".ready").write_text(json.dumps(read_stamp((old / ".ready").read_text()), indent=2) + "\n")
-    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
-    assert published(root) == old
 
 
 def test_a_staged_build_is_ready_and_unpublished_until_a_build_publishes_it(wheelhouse: Path, site: Path) -> None:

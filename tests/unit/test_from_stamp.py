@@ -61,7 +61,7 @@ def test_a_line_that_is_not_key_value_is_an_error() -> None:
         from_stamp("name=x\nready\n")
 
 
-@pytest.mark.parametrize("text", ["name=x\nready\n", "=x\n", "{not json\n", "[1, 2]\n"])
+@pytest.mark.parametrize("text", ["name=x\nready\n", "=x\n", "{not json\n", "[1, 2]\n", "python=3.11.2\npython=9.9\n"])
 def test_text_that_is_not_a_stamp_is_an_error_or_with_strict_false_empty(text: str) -> None:
     with pytest.raises(AnsibleFilterError, match="from_stamp: "):
         from_stamp(text)

@@ -2,7 +2,7 @@
 # Builds one site environment, or says it is already built; or (--probe)
 # checks that an interpreter runs for an unprivileged account.
 #
-#   build-env.sh [--check] [--stage] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
+#   build-env.sh [--check] [--stage] [--replace] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
 #   build-env.sh --probe [--as ACCOUNT] [--python-version X.Y] PYTHON
 #   build-env.sh --trusted PATH...
 #
@@ -29,6 +29,11 @@
 # a run without --stage (which finds the ready build and only switches the
 # link), so that one build that fails leaves every link as it was. A staged
 # build nobody publishes is retired by the next prune like any unlinked one.
+#
+# --replace: the build ROOT/NAME links to is not taken as ready, whatever its
+# stamp (the caller, which reads stamps, found one that does not read as a
+# stamp of SPEC_HASH): another ready build of the spec, or a new one, is
+# published in its place, and it is retired as any replaced build is.
 #
 # Nothing is run, by uv or by this script, before PYTHON is trusted: every
 # part of it belongs to root or the running account (--trusted, below);
@@ -239,7 +244,7 @@ own_root() { # root
   [[ ! -e $1/.builds && ! -L $1/.builds ]] || trusted "$1/.builds" >/dev/null
 }
 
-check=false probe=false prune=false stage=false account=nobody want=
+check=false probe=false prune=false stage=false replace=false account=nobody want=
 while [[ ${1:-} == --* ]]; do
   case $1 in
     --trusted)
@@ -251,6 +256,7 @@ while [[ ${1:-} == --* ]]; do
     --probe) probe=true ;;
     --prune) prune=true ;;
     --stage) stage=true ;;
+    --replace) replace=true ;;
     --as)
       account=$2
       shift
@@ -400,23 +406,6 @@ prefix=.builds/$name-$hash
 # How long a host waits for another one building the same root, in seconds.
 lock_wait=120
 
-# A build is ready when its stamp is one stamp() wrote for this spec: one
-# that was edited into something else (a stray line) is not, since readers
-# refuse it, and the build is made anew. An earlier release's JSON stamp is
-# taken as it is.
-stamped() { # build directory
-  local line found=false first=true
-  [[ -f $1/.ready ]] || return 1
-  while IFS= read -r line || [[ -n $line ]]; do
-    [[ -n $line ]] || continue
-    if $first && [[ $line =~ ^[[:space:]]*\{ ]]; then return 0; fi
-    first=false
-    [[ $line == ?*=* ]] || return 1
-    [[ $line != "spec=$hash" ]] || found=true
-  done <"$1/.ready"
-  $found
-}
-
 # The ready build of this spec, if there is one: the one the link names first,
 # else any other (built by a host that did not get to switch the link).
 ready_build() {
@@ -424,9 +413,10 @@ ready_build() {
   target=$(readlink "$root/$name" 2>/dev/null) || target=
   for build in "$target" "$root/$prefix" "$root/$prefix".*; do
     build=${build#"$root/"}
+    ! $replace || [[ $build != "$target" ]] || continue
     # A retired build is never published again (it may be removed at any time).
     [[ $build == "$target" || ! -e $root/$build/.unpublished ]] || continue
-    if [[ ($build == "$prefix" || $build == "$prefix".*) ]] && stamped "$root/$build"; then
+    if [[ ($build == "$prefix" || $build == "$prefix".*) && -f $root/$build/.ready ]]; then
       printf '%s\n' "$build"
       return 0
     fi
