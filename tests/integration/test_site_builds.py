@@ -85,13 +85,15 @@ def build(
     account: str | None = None,
     own_group: bool = False,
     stage: bool = False,
-    replace: bool = False,
+    replace: str = "",
 ) -> subprocess.Popen[str]:
     env = {**os.environ, "XDG_CONFIG_HOME": str(uv_policy(root, wheelhouse))}
     if path_first:
         env["PATH"] = f"{path_first}:{env['PATH']}"
     options = (
-        (["--as", account] if account else []) + (["--stage"] if stage else []) + (["--replace"] if replace else [])
+        (["--as", account] if account else [])
+        + (["--stage"] if stage else [])
+        + (["--replace", replace] if replace else [])
     )
     argv = ["bash", str(BUILD_ENV), *options, str(uv), str(root), NAME, spec, python, "4.19.0", *packages]
     # own_group: a builder that can be killed with everything it started, and nothing else.
@@ -141,20 +143,23 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
 
 
 def test_replace_builds_anew_what_the_link_names_and_retires_it(wheelhouse: Path, site: Path) -> None:
-    """--replace: the caller read the linked build's stamp and could not take it as one of its spec."""
+    """--replace BUILD: the caller read that build's stamp and could not take it as one of its spec."""
     root = site / "envs"
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
     old = published(root)
     (old / ".ready").write_text((old / ".ready").read_text() + "x\n")
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
-    replace = ["bash", str(BUILD_ENV), "--check", "--replace", str(UV), str(root), NAME, "aaaa", PYTHON, "4.19.0"]
-    checked = subprocess.run(replace, capture_output=True, text=True)
+    target = os.readlink(root / NAME)
+    argv = ["bash", str(BUILD_ENV), "--check", "--replace", target, str(UV), str(root), NAME, "aaaa", PYTHON, "4.19.0"]
+    checked = subprocess.run(argv, capture_output=True, text=True)
     assert (checked.returncode, checked.stdout) == (0, f"would build .builds/{NAME}-aaaa\n"), checked.stderr
-    assert finish(build(wheelhouse, root, "aaaa", replace=True))[:2] == (0, "built\n")
+    assert finish(build(wheelhouse, root, "aaaa", replace=target))[:2] == (0, "built\n")
     new = published(root)
     assert new != old and (old / ".unpublished").is_file()
     assert read_stamp((new / ".ready").read_text())["spec"] == "aaaa"
-    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
+    # Another host that found the same build so: the new one is ready, and nothing is built again.
+    assert finish(build(wheelhouse, root, "aaaa", replace=target))[:2] == (0, "unchanged\n")
+    assert published(root) == new
 
 
 def test_a_staged_build_is_ready_and_unpublished_until_a_build_publishes_it(wheelhouse: Path, site: Path) -> None:

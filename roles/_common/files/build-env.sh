@@ -2,7 +2,7 @@
 # Builds one site environment, or says it is already built; or (--probe)
 # checks that an interpreter runs for an unprivileged account.
 #
-#   build-env.sh [--check] [--stage] [--replace] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
+#   build-env.sh [--check] [--stage] [--replace BUILD] [--as ACCOUNT] UV ROOT NAME SPEC_HASH PYTHON ENDPOINT [PACKAGE...]
 #   build-env.sh --probe [--as ACCOUNT] [--python-version X.Y] PYTHON
 #   build-env.sh --trusted PATH...
 #
@@ -30,10 +30,12 @@
 # link), so that one build that fails leaves every link as it was. A staged
 # build nobody publishes is retired by the next prune like any unlinked one.
 #
-# --replace: the build ROOT/NAME links to is not taken as ready, whatever its
-# stamp (the caller, which reads stamps, found one that does not read as a
-# stamp of SPEC_HASH): another ready build of the spec, or a new one, is
-# published in its place, and it is retired as any replaced build is.
+# --replace BUILD: BUILD (a target of ROOT/NAME, as .builds/...) is not taken
+# as ready, whatever its stamp: the caller, which reads stamps, found one that
+# does not read as a stamp of SPEC_HASH. Another ready build of the spec, or a
+# new one, is published in its place, and BUILD is retired as any replaced
+# build is. Only BUILD: hosts sharing ROOT that all found it so make one new
+# build between them, as for any build.
 #
 # Nothing is run, by uv or by this script, before PYTHON is trusted: every
 # part of it belongs to root or the running account (--trusted, below);
@@ -244,7 +246,7 @@ own_root() { # root
   [[ ! -e $1/.builds && ! -L $1/.builds ]] || trusted "$1/.builds" >/dev/null
 }
 
-check=false probe=false prune=false stage=false replace=false account=nobody want=
+check=false probe=false prune=false stage=false replace='' account=nobody want=
 while [[ ${1:-} == --* ]]; do
   case $1 in
     --trusted)
@@ -256,7 +258,10 @@ while [[ ${1:-} == --* ]]; do
     --probe) probe=true ;;
     --prune) prune=true ;;
     --stage) stage=true ;;
-    --replace) replace=true ;;
+    --replace)
+      replace=$2
+      shift
+      ;;
     --as)
       account=$2
       shift
@@ -413,7 +418,7 @@ ready_build() {
   target=$(readlink "$root/$name" 2>/dev/null) || target=
   for build in "$target" "$root/$prefix" "$root/$prefix".*; do
     build=${build#"$root/"}
-    ! $replace || [[ $build != "$target" ]] || continue
+    [[ $build != "$replace" ]] || continue
     # A retired build is never published again (it may be removed at any time).
     [[ $build == "$target" || ! -e $root/$build/.unpublished ]] || continue
     if [[ ($build == "$prefix" || $build == "$prefix".*) && -f $root/$build/.ready ]]; then
