@@ -7,7 +7,6 @@ otherwise.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import pwd
@@ -20,22 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from role_runner import ROOT
-
-ACCOUNTS_LOCK = "/tmp/hpc-gc-accounts.lock"
+from role_runner import ROOT, account_database
 
 
 def is_root() -> bool:
     return os.geteuid() == 0
-
-
-@contextmanager
-def account_database() -> Iterator[None]:
-    """Held around useradd and userdel, so the parallel test workers take turns: each
-    rewrites /etc/passwd, /etc/group and /etc/shadow, and shadow's own lock gives up after 15 s."""
-    with open(ACCOUNTS_LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @contextmanager
@@ -49,7 +37,7 @@ def accounts(*names: str) -> Iterator[dict[str, Path]]:
         for name in names:
             login = f"{name}-{suffix}"
             home = base / login
-            with account_database():
+            with account_database(change=True):
                 subprocess.run(["useradd", "-M", "-d", str(home), "-s", "/bin/sh", login], check=True)
             home.mkdir(mode=0o755)
             user = pwd.getpwnam(login)
@@ -57,7 +45,7 @@ def accounts(*names: str) -> Iterator[dict[str, Path]]:
             made[login] = home
         yield made
     finally:
-        with account_database():
+        with account_database(change=True):
             for login in made:
                 subprocess.run(["userdel", login], check=False)
         shutil.rmtree(base, ignore_errors=True)

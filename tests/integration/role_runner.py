@@ -18,6 +18,7 @@ where the test reads a path as the runs left it.
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import hashlib
 import json
@@ -25,9 +26,27 @@ import os
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+ACCOUNTS_LOCK = "/tmp/hpc-gc-accounts.lock"
+
+
+@contextmanager
+def account_database(change: bool) -> Iterator[None]:
+    """The parallel test workers' turns at the account database: a change (useradd, userdel)
+    alone, a root run that shows a private passwd (run_playbook) beside other such runs.
+
+    useradd and userdel rewrite /etc/passwd, /etc/group and /etc/shadow by a rename, and
+    shadow's own lock gives up after 15 s. A rename over /etc/passwd also detaches the private
+    passwd a run bind-mounts there, in every mount namespace: that run would then see root's real
+    home, and write into it."""
+    with open(ACCOUNTS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if change else fcntl.LOCK_SH)
+        yield
+
 
 # Everything a role could write outside the test's own directory and private home.
 SYSTEM_TREES = ("/etc", "/var", "/usr", "/opt", "/srv", "/root", "/home")
@@ -85,7 +104,8 @@ def run_playbook(
         mount = f'set -e\n{mounts}mount --bind "$0" /etc/passwd\nexec "$@"'
         argv = ["unshare", "--mount", "bash", "-c", mount, str(passwd(tmp_path, home)), *argv]
     before, test_before = listing(home), own_listing(tmp_path)
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
+    with account_database(change=False):
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path)
     result.home_changes = sorted(set(before) ^ set(listing(home)))  # type: ignore[attr-defined]
     result.test_changes = sorted(set(test_before) ^ set(own_listing(tmp_path)))  # type: ignore[attr-defined]
     # An account other than root cannot write the system trees: only its home is watched.
