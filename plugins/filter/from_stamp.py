@@ -25,8 +25,8 @@ options:
     description:
       - With C(true), text that is not a stamp (a line without C(=), a key other than a list's given twice, JSON
         that is not an object) is an error.
-      - With C(false), such text reads as an empty dict, so that a test can tell it from a stamp; build-env.sh
-        takes such a build as not ready, and builds it anew.
+      - With C(false), such text reads as an empty dict, so that a test can tell it from a stamp; the python_envs
+        role takes such a build as not ready, and has build-env.sh build it anew (C(--replace)).
     type: bool
     default: true
 """
