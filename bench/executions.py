@@ -1,4 +1,5 @@
-"""Module executions per host and per task, read from an `ansible-playbook -vvv` run's output.
+"""Module executions per host and per task, read from an `ansible-playbook -vvv` run's output,
+and the tasks that changed something (at any verbosity).
 
 Every command Ansible runs on a host is logged at -vvv as `<host> EXEC ...`.
 A module execution is one that runs a module or a script: with pipelining
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 TASK = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.*)\] \*")
 EXEC = re.compile(r"^<([^>]+)> EXEC (.*)")
 OVERHEAD = re.compile(r"echo ~|mkdir -p|chmod u\+rwx|rm -f -r")
+CHANGED = re.compile(r"^changed: \[([^\]]+)\]")
 
 
 @dataclass
@@ -49,3 +51,17 @@ def by_role(found: Executions, host: str) -> dict[str, int]:
         if where == host:
             roles[task.split(" : ")[0].rsplit(".", 1)[-1] if " : " in task else "play"] += n
     return dict(roles.most_common())
+
+
+def changed(output: str) -> list[tuple[str, str]]:
+    """(host, task) for each task that reported a change on a host: once each time the task ran (an
+    entry point that two roles include is two tasks), however many of its loop's items changed."""
+    found: list[tuple[str, str]] = []
+    task, hosts = "", set()
+    for line in output.splitlines():
+        if heading := TASK.match(line):
+            task, hosts = heading[1], set()
+        elif (result := CHANGED.match(line)) and result[1] not in hosts:
+            hosts.add(result[1])
+            found.append((result[1], task))
+    return found

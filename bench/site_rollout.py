@@ -92,17 +92,6 @@ def timed(state: Path, playbook: Path, limit: str) -> tuple[float, list[dict[str
     return elapsed, recap(output, r"^f[ab]-\w+"), output
 
 
-def changed_tasks(output: str) -> list[str]:
-    """The tasks that reported a change, with the host: what a run that is not a no-op changed."""
-    changed, task = [], ""
-    for line in output.splitlines():
-        if line.startswith("TASK ["):
-            task = line.split("[", 1)[1].rsplit("]", 1)[0]
-        elif line.startswith("changed: "):
-            changed.append(f"{task}: {line.split(']', 1)[0].removeprefix('changed: [')}")
-    return changed
-
-
 def noop_modules(
     argv: list[str], env: dict[str, str], hosts: str, user: str | None = None, cwd: Path = ROOT
 ) -> dict[str, object]:
@@ -244,7 +233,7 @@ def measure(samples: int) -> dict[int, dict[str, list[float]]]:
             cell["floor_tasks"].extend(host["ok"] for host in recap)
             elapsed, recap, output = timed(state, SITE, limit)
             if len(recap) != count or any(host.get("changed", -1) != 0 for host in recap):
-                sys.exit(f"site.yml on {limit} is not a no-op: {recap}; changed: {changed_tasks(output)}")
+                sys.exit(f"site.yml on {limit} is not a no-op: {recap}; changed: {executions.changed(output)}")
             cell["noop"].append(elapsed)
             cell["tasks"].extend(host["ok"] for host in recap)
         cell["executions"] = noop_modules(

@@ -1,4 +1,4 @@
-"""Shared pytest setup: the checkout is importable as hpc.globus_compute."""
+"""Shared pytest setup: the checkout is importable as hpc.globus_compute, and bench/'s readers of a run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ COLLECTIONS = ROOT / ".cache" / "collections"
 
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+# bench/executions.py reads a run's output for the benches and the tests alike.
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
 
 # build-env.sh takes an environment's name from its caller, as the _common
 # role gives it: the tests that run it directly give the contract's.

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,10 +25,8 @@ import pytest
 from accounts import accounts
 from artifacts import artifacts, offline_policy
 from collection_plugins import read_stamp
+from executions import by_role, changed, count
 from role_runner import ROOT, run_playbook
-
-sys.path.insert(0, str(ROOT / "bench"))
-from executions import by_role, count
 
 PYTHON = Path("/usr/bin/python3.11")
 UV_VERSION = "0.13.9"
@@ -53,11 +50,11 @@ CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged accou
 # assert: play 16, uv 19, python_envs 38 and _common 3, endpoint 33.
 NOOP_TASKS = {"play": 10, "uv": 12, "python_envs": 24, "endpoint": 20}
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"),
-    # site.yml stages uv in this machine's /var/lib/hpc_globus_compute/stage, as test_one_home does.
-    pytest.mark.xdist_group("machine_uv_stage"),
-]
+# Each run sees the machine's system trees through overlays of its own (private_system): uv's
+# stage under /var is this test's alone.
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not PYTHON.exists(), reason="needs root and the system's python3.11"
+)
 
 
 @pytest.fixture
@@ -133,16 +130,8 @@ def site_run(tmp: Path, site: Path, login: str, *args: str) -> tuple[dict[str, i
 
 
 def changed_tasks(output: str) -> list[str]:
-    """The tasks that reported a change, once for each time a task ran (an entry point that two roles
-    include is two tasks)."""
-    changed, task, counted = [], "", True
-    for line in output.splitlines():
-        if line.startswith(("TASK [", "RUNNING HANDLER [")):
-            task, counted = line.split("[", 1)[1].rsplit("]", 1)[0], False
-        elif line.startswith("changed: ") and not counted:
-            changed.append(task)
-            counted = True
-    return changed
+    """The tasks that reported a change, once each time a task ran (this one host)."""
+    return [task for _, task in changed(output)]
 
 
 def evaluated_tasks(output: str) -> dict[str, int]:
