@@ -7,6 +7,8 @@ otherwise.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import hashlib
 import os
 import pwd
@@ -56,10 +58,21 @@ def as_user(login: str, command: str) -> subprocess.CompletedProcess[str]:
 
 
 def uv_release(directory: Path) -> tuple[Path, str]:
-    """A uv release tarball made from the toolchain's own uv; returns it and uv's version."""
+    """A uv release tarball made from the toolchain's own uv, copied into directory; returns it and
+    uv's version."""
+    built, version = built_uv_release()
+    tarball = directory / built.name
+    shutil.copyfile(built, tarball)
+    return tarball, version
+
+
+@functools.cache
+def built_uv_release() -> tuple[Path, str]:
+    """The tarball, made once in each test process: compressing uv takes seconds of CPU."""
     uv = ROOT / ".venv" / "bin" / "uv"
     version = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=True).stdout.split()[1]
-    tarball = directory / "uv-x86_64-unknown-linux-gnu.tar.gz"
+    tarball = Path(tempfile.mkdtemp(prefix="hpc-gc-uv-release.")) / "uv-x86_64-unknown-linux-gnu.tar.gz"
+    atexit.register(shutil.rmtree, tarball.parent, True)
     with tarfile.open(tarball, "w:gz") as tar:
         for name in ("uv", "uvx"):
             tar.add(uv.with_name(name), arcname=f"uv-x86_64-unknown-linux-gnu/{name}")
