@@ -15,47 +15,27 @@ import os
 from pathlib import Path
 
 import pytest
-from accounts import is_root, uv_release
-from artifacts import offline_policy
-from role_runner import ROOT, listing, run_playbook
+from accounts import is_root
+from local_site import LocalSite
+from role_runner import listing, run_playbook
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
 
 pytestmark = [
     pytest.mark.skipif(not is_root(), reason="needs root: the passwd home is replaced in a mount namespace"),
-    # site.yml stages uv in this machine's /var/lib/hpc_globus_compute/stage, as test_noop_drift does.
+    # One converge with test_tags (local_site); site.yml stages uv in this machine's
+    # /var/lib/hpc_globus_compute/stage.
     pytest.mark.xdist_group("machine_uv_stage"),
 ]
 
 
-def local_site_variables(tmp_path: Path) -> dict[str, object]:
-    """`make run`'s variables on this machine, offline: uv from the project's release tarball, Python 3.11."""
-    tarball, version = uv_release(tmp_path)
-    return {
-        "uv_source": "controller",
-        "uv_controller_archive": str(tarball),
-        "uv_version": version,
-        "uv_controller_cache_dir": str(tmp_path / "uv-cache"),
-        "endpoint_python": "/usr/bin/python3.11",
-        "python_envs_interpreter_paths": {"3.11": "/usr/bin/python3.11"},
-    }
-
-
-def test_make_run_with_another_home_uses_the_passwd_home_everywhere(tmp_path: Path) -> None:
-    other = tmp_path / "other-home"
-    other.mkdir()
-    untouched = listing(other)
-    variables = local_site_variables(tmp_path)
-    env = {"HOME": str(other), "USER": "root", **offline_policy(tmp_path)}
-    result = run_playbook(
-        tmp_path, str(ROOT / "playbooks" / "site.yml"), variables, ["-i", str(ROOT / "inventories" / "local")], env
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    home = tmp_path / "home"
+def test_make_run_with_another_home_uses_the_passwd_home_everywhere(local_site: LocalSite) -> None:
+    output = local_site.first.stdout + local_site.first.stderr
+    assert local_site.first.returncode == 0, output
+    other, home = local_site.other, local_site.tmp / "home"
     said = [line for line in output.splitlines() if "home: HOME is" in line]
     assert said == [f'    "msg": "home: HOME is {other}, but root\'s home is {home}; the roles use {home}."'], said
-    assert listing(other) == untouched
+    assert listing(other) == local_site.other_before
     for path in (
         ".local/bin/uv",
         ".globus_compute/runtime/worker-env.sh",
