@@ -34,12 +34,17 @@ class LocalSite:
     other_before: list[str]  # its listing before the run
 
 
+def run(tmp: Path, *args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """site.yml with the local inventory, as root, into tmp's private passwd home; args are further
+    ansible-playbook arguments; HOME names `home` if given, else the passwd home."""
+    env = {"USER": "root", **offline_policy(tmp), **({"HOME": str(home)} if home else {})}
+    playbook, inventory = str(ROOT / "playbooks" / "site.yml"), str(ROOT / "inventories" / "local")
+    return run_playbook(tmp, playbook, local_site_variables(tmp), ["-i", inventory, *args], env)
+
+
 def converge(tmp: Path) -> LocalSite:
     """The first run, with HOME naming another directory, as after `sudo` without -H."""
     other = tmp / "other-home"
     other.mkdir()
     before = listing(other)
-    env = {"HOME": str(other), "USER": "root", **offline_policy(tmp)}
-    playbook, inventory = str(ROOT / "playbooks" / "site.yml"), str(ROOT / "inventories" / "local")
-    first = run_playbook(tmp, playbook, local_site_variables(tmp), ["-i", inventory], env)
-    return LocalSite(tmp, first, other, before)
+    return LocalSite(tmp, run(tmp, home=other), other, before)

@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 from accounts import is_root
-from local_site import LocalSite
+from artifacts import artifacts
+from executions import changed
+from local_site import LocalSite, run
 from role_runner import listing, run_playbook
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
+from versions import UV_TOO_OLD
 
 pytestmark = [
     pytest.mark.skipif(not is_root(), reason="needs root: the passwd home is replaced in a mount namespace"),
@@ -78,3 +82,21 @@ def test_the_report_after_the_endpoint_alone_says_no_site_environment_was_deploy
     assert fact["python"] == str(Path(os.path.realpath(GCE)).parent / "python")
     assert f'"endpoint hpc ({tmp_path}/gc/hpc, globus-compute-endpoint 4.19.0)",' in output, output
     assert '"no site environment: python_envs built none on this host in this run"' in output, output
+
+
+def test_check_mode_takes_a_uv_too_old_for_the_roles_as_the_one_the_run_installs(local_site: LocalSite) -> None:
+    """An admin's old uv where the uv role installs: --check says the uv role replaces it (python_envs
+    judges the uv it will find, not the one still there), and the real run does just that."""
+    uv = local_site.tmp / "home" / ".local" / "bin" / "uv"
+    converged = uv.read_bytes()
+    with tarfile.open(artifacts() / "release" / UV_TOO_OLD / "uv-x86_64-unknown-linux-gnu.tar.gz") as tar:
+        member = tar.extractfile("uv-x86_64-unknown-linux-gnu/uv")
+        assert member
+        uv.write_bytes(member.read())
+    install = "hpc.globus_compute.uv : Install uv, uvx and the policy into each home"
+    for args in (["--check"], []):
+        result = run(local_site.tmp, *args)
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output[-3000:]
+        assert [task for _, task in changed(output)] == [install], output[-3000:]
+    assert uv.read_bytes() == converged

@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 from accounts import is_root
-from artifacts import offline_policy
 from executions import changed
-from local_site import LocalSite, local_site_variables
-from role_runner import ROOT, run_playbook
+from local_site import LocalSite, run
 
 pytestmark = [
     pytest.mark.skipif(not is_root(), reason="needs root: the passwd home is replaced in a mount namespace"),
@@ -60,13 +58,7 @@ REPAIRS = {
 
 
 def site(tmp_path: Path, *args: str) -> tuple[dict[str, int], str]:
-    result = run_playbook(
-        tmp_path,
-        str(ROOT / "playbooks" / "site.yml"),
-        local_site_variables(tmp_path),
-        ["-i", str(ROOT / "inventories" / "local"), *args],
-        {"USER": "root", **offline_policy(tmp_path)},
-    )
+    result = run(tmp_path, *args)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{args}: {output[-3000:]}"
     line = re.search(r"^localhost +: (.*)$", output, re.MULTILINE)
