@@ -5,7 +5,8 @@ account's home in the passwd database is a private directory (role_runner),
 and HOME names another, as after `sudo` without -H. uv comes from a release
 tarball of the project's uv, the builds from the offline wheelhouse. The
 closing report starts a worker in what python_envs deployed; run after the
-endpoint alone, it says that no site environment was deployed.
+endpoint alone, it says that no site environment was deployed. A uv too old
+for the roles, where the uv role installs, is replaced, and --check says so.
 """
 
 from __future__ import annotations
