@@ -87,13 +87,20 @@ def test_the_report_after_the_endpoint_alone_says_no_site_environment_was_deploy
 
 def test_check_mode_takes_a_uv_too_old_for_the_roles_as_the_one_the_run_installs(local_site: LocalSite) -> None:
     """An admin's old uv where the uv role installs: --check says the uv role replaces it (python_envs
-    judges the uv it will find, not the one still there), and the real run does just that."""
+    judges the uv it will find, not the one still there), and the real run does just that; with the
+    install skipped, both refuse it."""
     uv = local_site.tmp / "home" / ".local" / "bin" / "uv"
     converged = uv.read_bytes()
     with tarfile.open(artifacts() / "release" / UV_TOO_OLD / "uv-x86_64-unknown-linux-gnu.tar.gz") as tar:
         member = tar.extractfile("uv-x86_64-unknown-linux-gnu/uv")
         assert member
         uv.write_bytes(member.read())
+    # With the uv install skipped, nothing replaces it: the check run refuses it as the real run does.
+    for args in (["--check", "--skip-tags", "uv_install"], ["--skip-tags", "uv_install"]):
+        result = run(local_site.tmp, *args)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert f"python_envs_uv: {uv} is uv {UV_TOO_OLD}; these roles need uv 0.6.8 or later" in output, output[-3000:]
     install = "hpc.globus_compute.uv : Install uv, uvx and the policy into each home"
     for args in (["--check"], []):
         result = run(local_site.tmp, *args)
