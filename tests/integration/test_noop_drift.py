@@ -40,8 +40,8 @@ OTHER_UV = "0.13.8"
 NOOP_MODULES = 6
 WORKER_START = "Start a worker for each site environment as the endpoint would"
 NO_WORKER = (
-    "no worker started: nothing was deployed in this run (its workers were proved when it was);"
-    " -e hpc_gc_report=always starts them anyway"
+    "no worker started: the endpoint and its environments were in place (their workers were proved when they"
+    " were deployed); -e hpc_gc_report=always starts them anyway"
 )
 CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged account"
 # The tasks a no-op evaluates, run or skipped, by role ("play" for the

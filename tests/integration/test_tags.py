@@ -47,6 +47,7 @@ OWNS = {
     "endpoint_service": set(),
 }
 FILES = set().union(*OWNS.values())
+NARROWED = "no worker started: --tags or --skip-tags narrowed this run; -e hpc_gc_report=always starts them anyway"
 # The task that puts each file back, and reports the change.
 REPAIRS = {
     UVX: "hpc.globus_compute.uv : Install uv, uvx and the policy into each home",
@@ -92,9 +93,16 @@ def test_each_tag_selects_or_skips_only_what_it_names(local_site: LocalSite) -> 
         gone = owned
     assert not gone, "the last tag owns no file, so its run restored every one"
 
+    # With the report not skipped, a narrowed run says why it proves no worker: what it left out
+    # may be what a worker needs.
+    (home / RUNTIME_CONF).unlink()
+    recap, output = site(tmp_path, "--skip-tags", "python_envs_runtime")
+    assert missing(home) == {RUNTIME_CONF}
+    assert NARROWED in output, output[-3000:]
+
     # Each install tag selected in turn, with every file missing at first: it restores its own.
     for path in FILES:
-        (home / path).unlink()
+        (home / path).unlink(missing_ok=True)
     for tag in ("uv_install", "uv_configure", "python_envs_runtime", "endpoint_install", "endpoint_config"):
         before = missing(home)
         recap, output = site(tmp_path, "--tags", tag)
