@@ -9,7 +9,7 @@ import pytest
 from role_runner import assert_fails_with, run_role
 
 
-def run_endpoint(tmp_path: Path, **variables: object):
+def run_endpoint(tmp_path: Path, args: list[str] | None = None, **variables: object):
     base = {
         "endpoint_owner": getpass.getuser(),
         "endpoint_mode": "single_user",
@@ -23,7 +23,7 @@ def run_endpoint(tmp_path: Path, **variables: object):
         "endpoint_python": "/usr/bin/python3",
     }
     # Every system tree watched too (/etc/systemd, /etc/globus-compute, /usr/local/bin ...).
-    return run_role(tmp_path, "endpoint", {**base, **variables}, private_system=True)
+    return run_role(tmp_path, "endpoint", {**base, **variables}, args=args, private_system=True)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,9 @@ def test_bad_variables_are_named_and_nothing_is_written(tmp_path: Path, variable
     assert_fails_with(run_endpoint(tmp_path, **variables), *shown)
     assert not (tmp_path / "install").exists()
     assert not (tmp_path / "gc").exists()
+
+
+def test_a_missing_uv_is_refused_in_check_mode_too(tmp_path: Path) -> None:
+    """No uv role in this play installs it, so the real run would refuse it: so does check mode."""
+    result = run_endpoint(tmp_path, ["--check"], endpoint_uv="/nonexistent/uv")
+    assert_fails_with(result, "endpoint_uv: /nonexistent/uv is not an executable uv")

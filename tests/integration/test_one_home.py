@@ -20,7 +20,7 @@ import pytest
 from accounts import is_root
 from artifacts import artifacts
 from executions import changed
-from local_site import LocalSite, run
+from local_site import LocalSite, local_site_variables, run
 from role_runner import listing, run_playbook
 from test_endpoint_existing_install import GCE
 from test_template_render import deploy_runtime
@@ -101,6 +101,9 @@ def test_check_mode_takes_a_uv_too_old_for_the_roles_as_the_one_the_run_installs
         output = result.stdout + result.stderr
         assert result.returncode != 0, output[-3000:]
         assert f"python_envs_uv: {uv} is uv {UV_TOO_OLD}; these roles need uv 0.6.8 or later" in output, output[-3000:]
+        version = local_site_variables(local_site.tmp)["uv_version"]
+        skipped = f"the uv role installs uv {version} there, but --tags or --skip-tags left its install out"
+        assert skipped in output, output[-3000:]
     install = "hpc.globus_compute.uv : Install uv, uvx and the policy into each home"
     for args in (["--check"], []):
         result = run(local_site.tmp, *args)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
+from accounts import accounts, is_root
 from artifacts import artifacts
 from role_runner import ROOT, assert_fails_with, run_role
 from versions import UV_TOO_OLD
 
 
-def run_python_envs(tmp_path: Path, **variables: object):
+def run_python_envs(tmp_path: Path, args: list[str] | None = None, **variables: object):
     base = {
         "python_envs_runtime_dir": str(tmp_path / "runtime"),
         # Its fact too: a refused run records nothing, here or in /etc/ansible.
@@ -21,7 +23,7 @@ def run_python_envs(tmp_path: Path, **variables: object):
         "python_envs_uv": str(ROOT / ".venv" / "bin" / "uv"),
     }
     # Every system tree watched too (/etc/ansible, /opt/hpc_globus_compute ...).
-    return run_role(tmp_path, "python_envs", {**base, **variables}, private_system=True)
+    return run_role(tmp_path, "python_envs", {**base, **variables}, args=args, private_system=True)
 
 
 @pytest.mark.parametrize(
@@ -52,8 +54,23 @@ def test_a_missing_interpreter_is_named_with_what_was_found(tmp_path: Path) -> N
     assert not (tmp_path / "runtime" / "envs").exists()
 
 
-def test_a_missing_uv_is_named(tmp_path: Path) -> None:
-    assert_fails_with(run_python_envs(tmp_path, python_envs_uv="/nonexistent/uv"), "python_envs_uv", "/nonexistent/uv")
+# No uv role in the play installs it, so check mode refuses what the real run would.
+@pytest.mark.parametrize("args", [[], ["--check"]], ids=["run", "check"])
+def test_a_missing_uv_is_named(tmp_path: Path, args: list[str]) -> None:
+    result = run_python_envs(tmp_path, args, python_envs_uv="/nonexistent/uv")
+    assert_fails_with(result, "python_envs_uv: /nonexistent/uv is not an executable uv")
+
+
+@pytest.mark.skipif(not is_root(), reason="needs root: the uv belongs to a test account")
+@pytest.mark.parametrize("args", [[], ["--check"]], ids=["run", "check"])
+def test_another_accounts_uv_is_refused(tmp_path: Path, args: list[str]) -> None:
+    """Root would run a binary that account can change: the probe does not even ask its version."""
+    with accounts("uvowner") as made:
+        [(login, home)] = made.items()
+        uv = uv_from_wheel(artifacts() / "uv" / UV_TOO_OLD, home / "uv")
+        shutil.chown(uv, login, login)
+        result = run_python_envs(tmp_path, args, python_envs_uv=str(uv))
+    assert_fails_with(result, f"python_envs_uv: {uv} belongs to neither root nor root; the roles run no other")
 
 
 @pytest.mark.parametrize(
