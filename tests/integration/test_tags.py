@@ -47,7 +47,10 @@ OWNS = {
     "endpoint_service": set(),
 }
 FILES = set().union(*OWNS.values())
-NARROWED = "no worker started: --tags or --skip-tags narrowed this run; -e hpc_gc_report=always starts them anyway"
+NARROWED = (
+    "no worker started: --tags or --skip-tags left out part of the environments or the endpoint;"
+    " -e hpc_gc_report=always starts them anyway"
+)
 # The task that puts each file back, and reports the change.
 REPAIRS = {
     UVX: "hpc.globus_compute.uv : Install uv, uvx and the policy into each home",
