@@ -12,6 +12,15 @@ export PY_COLORS=${PY_COLORS:-0}
 # Scenarios live in molecule/ (the layout prometheus.prometheus uses).
 export MOLECULE_GLOB="molecule/*/molecule.yml"
 export STAGES="$ROOT/scripts/stages"
+# HPC_GC_STRATEGY=mitogen_linear runs every playbook of the stage under
+# Mitogen's strategy (docs/fleet.md#mitogen-optional), from this stage's own
+# toolchain; unset, Ansible's linear strategy.
+if [[ ${HPC_GC_STRATEGY:-linear} != linear ]]; then
+  export ANSIBLE_STRATEGY=$HPC_GC_STRATEGY
+  mitogen=$(python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))') ||
+    die "HPC_GC_STRATEGY=$HPC_GC_STRATEGY: no ansible_mitogen in $VENV (scripts/bootstrap installs it)"
+  export ANSIBLE_STRATEGY_PLUGINS="$mitogen/plugins/strategy"
+fi
 cd "$ROOT" || exit
 
 # A stage tests the ansible-core it claims, or fails: the oldest line that
