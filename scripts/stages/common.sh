@@ -13,7 +13,7 @@ export PY_COLORS=${PY_COLORS:-0}
 export MOLECULE_GLOB="molecule/*/molecule.yml"
 export STAGES="$ROOT/scripts/stages"
 # HPC_GC_STRATEGY=mitogen_linear runs every playbook of the stage under
-# Mitogen's strategy (docs/fleet.md#mitogen-optional), from this stage's own
+# Mitogen's strategy (docs/fleet.md#mitogen; docs/testing.md), from this stage's own
 # toolchain; unset, Ansible's linear strategy.
 if [[ ${HPC_GC_STRATEGY:-linear} != linear ]]; then
   export ANSIBLE_STRATEGY=$HPC_GC_STRATEGY
