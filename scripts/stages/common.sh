@@ -15,6 +15,10 @@ export STAGES="$ROOT/scripts/stages"
 # HPC_GC_STRATEGY=mitogen_linear runs every playbook of the stage under
 # Mitogen's strategy (docs/fleet.md#mitogen; docs/testing.md), from this stage's own
 # toolchain; unset, Ansible's linear strategy.
+case ${HPC_GC_STRATEGY:-linear} in
+  linear | mitogen_linear | mitogen_free | mitogen_host_pinned) ;;
+  *) die "HPC_GC_STRATEGY=$HPC_GC_STRATEGY: not linear (the default) nor one of Mitogen's strategies (mitogen_linear, mitogen_free, mitogen_host_pinned)" ;;
+esac
 if [[ ${HPC_GC_STRATEGY:-linear} != linear ]]; then
   export ANSIBLE_STRATEGY=$HPC_GC_STRATEGY
   mitogen=$(python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))') ||

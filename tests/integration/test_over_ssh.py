@@ -44,11 +44,11 @@ class Sshd:
     def __init__(self, variables: dict[str, object], log: Path) -> None:
         self._variables, self.log = variables, log
 
-    def variables(self, control_dir: Path) -> dict[str, object]:
-        """The extra vars, with ssh's multiplexing sockets in a directory of the caller's: a run reusing
-        another's connection would make no login of its own."""
-        control_dir.mkdir(parents=True, exist_ok=True)
-        return {**self._variables, "ansible_control_path_dir": str(control_dir)}
+    def variables(self, control_dir: Path, ssh_args: str | None) -> dict[str, object]:
+        """The extra vars, with ssh's multiplexing sockets in a directory of the caller's (a run reusing
+        another's connection would make no login of its own), and ssh_args when given."""
+        own = {"ansible_ssh_args": ssh_args} if ssh_args is not None else {}
+        return {**self._variables, "ansible_control_path_dir": str(control_dir), **own}
 
     def logins(self) -> int:
         """How many logins it accepted so far (each run makes at least one)."""
@@ -111,6 +111,15 @@ def root_only(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def control_dir() -> Iterator[Path]:
+    """ssh's multiplexing sockets: a short path of the test's own (a Unix socket's path fits in 108
+    bytes, which pytest's own directories under xdist exceed)."""
+    path = Path(tempfile.mkdtemp(prefix="hgc-cp."))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.fixture
 def site() -> Iterator[Path]:
     # Readable by the unprivileged account the roles run interpreters as (pytest's directories are 0700).
     site = Path(tempfile.mkdtemp(prefix="hgc-ssh-site."))
@@ -119,9 +128,15 @@ def site() -> Iterator[Path]:
     shutil.rmtree(site)
 
 
+# Ansible's ssh_args (multiplexed: ssh closes with "Shared connection to HOST closed."), and none
+# (one connection per command: "Connection to HOST closed.", and the host key "Permanently added").
+SSH_ARGS = pytest.mark.parametrize("ssh_args", [None, ""], ids=["multiplexed", "not-multiplexed"])
+
+
 @pytest.mark.skipif(not Path("/usr/bin/python3.11").exists(), reason="needs the system's python3.11")
+@SSH_ARGS
 def test_an_interpreter_nobody_can_run_is_named_over_ssh(
-    tmp_path: Path, site: Path, root_only: Path, over_ssh: Sshd
+    tmp_path: Path, site: Path, root_only: Path, over_ssh: Sshd, ssh_args: str | None, control_dir: Path
 ) -> None:
     variables = {
         "python_envs_root": str(site / "envs"),
@@ -134,7 +149,7 @@ def test_an_interpreter_nobody_can_run_is_named_over_ssh(
         "python_envs_interpreter_paths": {"3.11": str(root_only)},
     }
     logins = over_ssh.logins()
-    result = run_role(tmp_path, "python_envs", {**variables, **over_ssh.variables(tmp_path / "ansible" / "cp")})
+    result = run_role(tmp_path, "python_envs", {**variables, **over_ssh.variables(control_dir, ssh_args)})
     assert over_ssh.logins() > logins, "the run did not go over ssh"
     assert_fails_with(
         result,
@@ -145,8 +160,9 @@ def test_an_interpreter_nobody_can_run_is_named_over_ssh(
 
 
 @pytest.mark.skipif(not Path("/usr/bin/python3.11").exists(), reason="needs the system's python3.11")
+@SSH_ARGS
 def test_an_endpoint_python_nobody_can_run_is_named_over_ssh(
-    tmp_path: Path, site: Path, root_only: Path, over_ssh: Sshd
+    tmp_path: Path, site: Path, root_only: Path, over_ssh: Sshd, ssh_args: str | None, control_dir: Path
 ) -> None:
     variables = {
         "endpoint_owner": "root",
@@ -160,7 +176,7 @@ def test_an_endpoint_python_nobody_can_run_is_named_over_ssh(
         "endpoint_python": str(root_only),
     }
     logins = over_ssh.logins()
-    result = run_role(tmp_path, "endpoint", {**variables, **over_ssh.variables(tmp_path / "ansible" / "cp")})
+    result = run_role(tmp_path, "endpoint", {**variables, **over_ssh.variables(control_dir, ssh_args)})
     assert over_ssh.logins() > logins, "the run did not go over ssh"
     assert_fails_with(
         result, f"endpoint_python: {root_only} cannot be run by nobody: Permission denied; nothing was built."
