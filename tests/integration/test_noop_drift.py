@@ -40,8 +40,8 @@ OTHER_UV = "0.13.8"
 NOOP_MODULES = 6
 WORKER_START = "Start a worker for each site environment as the endpoint would"
 NO_WORKER = (
-    "no worker started: the endpoint and its environments were in place (their workers were proved when they"
-    " were deployed); -e hpc_gc_report=always starts them anyway"
+    "no worker started: the endpoint and its environments were in place, and a run that deploys them in full"
+    " proves their workers; -e hpc_gc_report=always starts them anyway"
 )
 CHECK_ENDPOINT_PYTHON = "Run the endpoint's interpreter as an unprivileged account"
 # The tasks a no-op evaluates, run or skipped, by role ("play" for the
@@ -216,6 +216,8 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert sorted(changed_tasks(output)) == wanted_tasks, output[-3000:]
     assert checked["changed"] == len(wanted_tasks), checked
     assert {kind: state(path) for kind, (path, _) in kinds.items()} == drifted, "check mode changed the node"
+    # The environment's link is gone, not its ready build: the real run links it again, and builds nothing.
+    assert '"msg": "would build: nothing; would link: py3.11-gce4.19.0; would unpublish: nothing"' in output, output
 
     repaired, output = site_run(tmp, base, login)
     assert repaired["changed"] > 0, output[-3000:]

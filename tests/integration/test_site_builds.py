@@ -142,6 +142,19 @@ def test_a_build_is_published_ready_and_the_lock_is_the_owners_alone(wheelhouse:
     assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "unchanged\n")
 
 
+def test_a_ready_build_whose_link_is_gone_is_linked_again_not_built(wheelhouse: Path, site: Path) -> None:
+    root = site / "envs"
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    target, made = os.readlink(root / NAME), builds(root)
+    (root / NAME).unlink()
+    argv = ["bash", str(BUILD_ENV), "--check", str(UV), str(root), NAME, "aaaa", PYTHON, "4.19.0"]
+    checked = subprocess.run(argv, capture_output=True, text=True)
+    assert (checked.returncode, checked.stdout) == (0, f"would link {target}\n"), checked.stderr
+    assert finish(build(wheelhouse, root, "aaaa"))[:2] == (0, "built\n")
+    assert os.readlink(root / NAME) == target and builds(root) == made
+    assert len((root / ".builds" / "builds.log").read_text().splitlines()) == 1
+
+
 def test_replace_builds_anew_what_the_link_names_and_retires_it(wheelhouse: Path, site: Path) -> None:
     """--replace BUILD: the caller read that build's stamp and could not take it as one of its spec."""
     root = site / "envs"

@@ -446,7 +446,13 @@ if current; then
   exit 0
 fi
 if $check; then
-  echo "would build $prefix"
+  # A ready build whose link is missing (another host built it, or the link
+  # was removed) is linked by the real run, once it runs again; not built.
+  if build=$(ready_build); then
+    echo "would link $build"
+  else
+    echo "would build $prefix"
+  fi
   exit 0
 fi
 
