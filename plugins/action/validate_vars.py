@@ -70,6 +70,12 @@ def _numbers_for_strings(name: str, spec: dict, value: object) -> list[str]:
     return found
 
 
+def _subject(problem: str) -> str:
+    """The variable a problem line is about: the name it starts with."""
+    found = re.match(r"[a-z][a-z0-9_]*", problem)
+    return found[0] if found else ""
+
+
 def _one_level(option: dict, keep_default: bool) -> dict:
     """An option's spec without its suboptions (checked entry by entry) and, unless kept, its default."""
     flat = {k: v for k, v in option.items() if k != "options" and (keep_default or k != "default")}
@@ -210,6 +216,18 @@ class ActionModule(ActionBase):
             if option.get("options") and isinstance(value, dict if option.get("type") == "dict" else list):
                 found, checked.validated_parameters[name] = _entries(name, option, value)
                 problems += found
+
+        # A variable nobody set takes its value from defaults/main.yml, made of the others
+        # (python_envs_default is the matrix's first entry). When a variable that was set is
+        # refused, a default's refusal only repeats it, about a name the admin never wrote.
+        given = {
+            name
+            for name in options
+            if name in task_vars and (name not in defaults or task_vars[name] != defaults[name])
+        }
+        own = [problem for problem in problems if _subject(problem) in given or _subject(problem) not in options]
+        if own:
+            problems = own
 
         typed = {}
         if not problems:

@@ -393,7 +393,19 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
     ],
 )
 def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown: list[str]) -> None:
-    variables = {
+    variables = {**site_vars(site), **slip.get("vars", {})}
+    before = checksums(site)
+    result = run_playbook(
+        site.parent, "hpc.globus_compute.site", variables, args=slip.get("args", []), private_system=True
+    )
+    assert_refused(result, site, before, *shown)
+    # The rollout never started: the refusal came from the first play.
+    assert "PLAY [Roll out" not in result.stdout
+
+
+def site_vars(site: Path) -> dict[str, object]:
+    """site.yml's variables for every role, into the site directory."""
+    return {
         **python_envs_vars(site),
         **endpoint_vars(site),
         "uv_scope": "system",
@@ -402,15 +414,16 @@ def test_site_checks_every_role_before_any_changes(site: Path, slip: dict, shown
         "uv_controller_archive": str(site / "uv.tar.gz"),
         "uv_controller_cache_dir": str(site / "cache"),
         "python_envs_interpreter_paths": {},
-        **slip.get("vars", {}),
     }
+
+
+def test_a_default_made_of_a_refused_variable_is_not_refused_as_well(site: Path) -> None:
+    """python_envs_default is the matrix's first entry: of a matrix given as "3.12", the "3"."""
     before = checksums(site)
-    result = run_playbook(
-        site.parent, "hpc.globus_compute.site", variables, args=slip.get("args", []), private_system=True
-    )
-    assert_refused(result, site, before, *shown)
-    # The rollout never started: the refusal came from the first play.
-    assert "PLAY [Roll out" not in result.stdout
+    args = ["-e", "python_envs_matrix=3.12"]
+    result = run_playbook(site.parent, "hpc.globus_compute.site", site_vars(site), args=args, private_system=True)
+    assert_refused(result, site, before, 'python_envs_matrix[0] = "3.12": not a dict')
+    assert "python_envs_default" not in result.stdout + result.stderr
 
 
 def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
