@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from role_runner import ROOT, assert_fails_with, run_role
+from test_published_runnable import endpoint_vars
 
 UV = ROOT / ".venv" / "bin" / "uv"
 
@@ -101,16 +102,6 @@ def over_ssh() -> Iterator[Sshd]:
 
 
 @pytest.fixture
-def root_only(tmp_path: Path) -> Path:
-    """A working python3.11 (a copy) in a 0700 directory, as pyenv's under root's home is."""
-    private = tmp_path / "private" / "bin"
-    private.mkdir(parents=True)
-    private.parent.chmod(0o700)
-    shutil.copy2("/usr/bin/python3.11", private / "python3.11")
-    return private / "python3.11"
-
-
-@pytest.fixture
 def control_dir() -> Iterator[Path]:
     """ssh's multiplexing sockets: a short path of the test's own (a Unix socket's path fits in 108
     bytes, which pytest's own directories under xdist exceed)."""
@@ -146,14 +137,14 @@ def test_an_interpreter_nobody_can_run_is_named_over_ssh(
         "python_envs_group": "root",
         "python_envs_uv": str(UV),
         "python_envs_matrix": [{"python": "3.11", "endpoint": "4.19.0"}],
-        "python_envs_interpreter_paths": {"3.11": str(root_only)},
+        "python_envs_interpreter_paths": {"3.11": str(root_only / "python3.11")},
     }
     logins = over_ssh.logins()
     result = run_role(tmp_path, "python_envs", {**variables, **over_ssh.variables(control_dir, ssh_args)})
     assert over_ssh.logins() > logins, "the run did not go over ssh"
     assert_fails_with(
         result,
-        f"python_envs_interpreter_paths['3.11']: {root_only} cannot be run by nobody: Permission denied;"
+        f"python_envs_interpreter_paths['3.11']: {root_only / 'python3.11'} cannot be run by nobody: Permission denied;"
         " nothing was built.",
     )
     assert not (site / "envs").exists()
@@ -164,21 +155,12 @@ def test_an_interpreter_nobody_can_run_is_named_over_ssh(
 def test_an_endpoint_python_nobody_can_run_is_named_over_ssh(
     tmp_path: Path, site: Path, root_only: Path, over_ssh: Sshd, ssh_args: str | None, control_dir: Path
 ) -> None:
-    variables = {
-        "endpoint_owner": "root",
-        "endpoint_mode": "single_user",
-        "endpoint_config_dir": str(site / "gc" / "hpc"),
-        "endpoint_install_root": str(site / "install"),
-        "endpoint_bin_dir": str(site / "bin"),
-        "endpoint_facts_dir": str(site / "facts"),
-        "endpoint_uv": str(UV),
-        "endpoint_service": False,
-        "endpoint_python": str(root_only),
-    }
+    python = root_only / "python3.11"
+    variables = endpoint_vars(site, endpoint_python=str(python))
     logins = over_ssh.logins()
     result = run_role(tmp_path, "endpoint", {**variables, **over_ssh.variables(control_dir, ssh_args)})
     assert over_ssh.logins() > logins, "the run did not go over ssh"
     assert_fails_with(
-        result, f"endpoint_python: {root_only} cannot be run by nobody: Permission denied; nothing was built."
+        result, f"endpoint_python: {python} cannot be run by nobody: Permission denied; nothing was built."
     )
     assert not (site / "install").exists()

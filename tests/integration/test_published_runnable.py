@@ -40,17 +40,6 @@ def site() -> Iterator[Path]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def root_only(tmp_path: Path) -> Path:
-    """A 0700 directory holding a working python3.11 (a copy) and python3 (a link to it), like ~root/.pyenv."""
-    private = tmp_path / "root-home" / "bin"
-    private.mkdir(parents=True)
-    private.parent.chmod(0o700)
-    shutil.copy2(os.path.realpath(PYTHON), private / "python3.11")
-    (private / "python3").symlink_to("python3.11")
-    return private
-
-
 def python_envs(tmp_path: Path, site: Path, env: dict[str, str] | None = None, **variables: object):
     base = {
         "python_envs_runtime_dir": str(site / "runtime"),
