@@ -249,3 +249,16 @@ def test_a_root_users_cannot_reach_publishes_nothing(tmp_path: Path) -> None:
         "root-home/runtime/envs/.builds",
         "root-home/runtime/envs/.builds/.build.lock",
     ], left
+
+
+def test_a_build_uv_cannot_resolve_is_refused_in_one_line_and_publishes_nothing(tmp_path: Path, site: Path) -> None:
+    """uv's reason takes several lines; the refusal gives them in the one line that names the entry."""
+    entry = {"python": "3.11", "endpoint": "4.19.0", "packages": ["hgc-no-such-package"]}
+    result = python_envs(tmp_path, site, python_envs_matrix=[entry], python_envs_interpreter_paths={"3.11": PYTHON})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    refused = [line for line in output.splitlines() if line.startswith("[ERROR]:") and "cannot be built on" in line]
+    assert len(refused) == 1, output
+    assert "No solution found when resolving dependencies" in refused[0], refused[0]
+    assert refused[0].endswith("(a list of minors instead of found)."), refused[0]
+    assert not (site / "runtime" / "envs" / NAME).exists()
