@@ -163,8 +163,8 @@ def test_check_mode_reports_but_changes_nothing(runs) -> None:
 
 
 def test_the_listing_covers_every_path_the_roles_record(multi, single, runs, single_runs) -> None:
-    for host, observed in ((multi, runs["restore"]), (single, single_runs["restore"])):
-        # What the bad-input runs were compared on: each path listed, and all below it.
+    for host, observed in ((multi, runs["deployed"]), (single, single_runs["deployed"])):
+        # What a bad-input run is compared on: each path listed, and all below it.
         roots = observed["roots"]
         recorded = recorded_paths(host)
         uncovered = [p for p in recorded if not any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)]
@@ -178,13 +178,12 @@ def test_the_listing_covers_every_path_the_roles_record(multi, single, runs, sin
         "/opt/hpc_globus_compute/endpoint",
         "/etc/globus-compute",
     ]
-    assert "/etc/globus-compute" in runs["restore"]["roots"]
-    assert "/etc/globus-compute" not in single_runs["restore"]["roots"]
+    assert "/etc/globus-compute" in runs["deployed"]["roots"]
+    assert "/etc/globus-compute" not in single_runs["deployed"]["roots"]
 
 
-@pytest.mark.parametrize("host", ["multi", "single"])
-def test_bad_input_fails_clearly_and_keeps_the_deployment(request, host: str) -> None:
-    observed = request.getfixturevalue("runs" if host == "multi" else "single_runs")["broken_template_variable"]
+def test_bad_input_fails_clearly_and_keeps_the_deployment(runs) -> None:
+    observed = runs["broken_template_variable"]
     assert int(observed["rc"]) != 0
     message = "python_envs_engine: the endpoint's loader refuses it: 'NoSuchEngine'"
     assert any(message in line for line in observed["errors"]), observed["errors"]
@@ -192,11 +191,9 @@ def test_bad_input_fails_clearly_and_keeps_the_deployment(request, host: str) ->
     assert observed["unchanged"], observed["differs"]
 
 
-@pytest.mark.parametrize("host", ["multi", "single"])
-def test_next_good_run_puts_back_the_deployment_from_before_the_bad_run(request, host: str) -> None:
-    observed = request.getfixturevalue("runs" if host == "multi" else "single_runs")
-    assert int(observed["restore"]["rc"]) == 0, observed["restore"]["errors"]
-    assert observed["restore"]["after"] == observed["broken_template_variable"]["before"]
+def test_next_good_run_puts_back_the_deployment_from_before_the_bad_run(runs) -> None:
+    assert int(runs["restore"]["rc"]) == 0, runs["restore"]["errors"]
+    assert runs["restore"]["after"] == runs["broken_template_variable"]["before"]
 
 
 def test_the_node_records_its_environments_and_endpoint_as_local_facts(multi, single) -> None:
