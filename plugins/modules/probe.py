@@ -149,7 +149,9 @@ files:
       description: What the executable printed to C(--version) (stdout, then stderr), when O(paths[].version) is set.
       type: str
     version_rc:
-      description: The exit status of that C(--version) run; -1 when it was not run.
+      description:
+        - The exit status of that C(--version) run; -1 when it was not run; 126, or 127 for a missing C(#!)
+          interpreter, when the kernel could not run it (its reason in RV(files.version)), as a shell says.
       type: int
     found:
       description: The path looked at, after a C(PATH) lookup and with O(paths[].follow) every link resolved.
@@ -162,6 +164,7 @@ files:
       elements: list
 """
 
+import errno
 import grp
 import hashlib
 import json
@@ -255,7 +258,12 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
                 except (ValueError, RecursionError):
                     pass
         if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
-            rc, out, err = module.run_command([path, "--version"])
+            try:
+                rc, out, err = module.run_command([path, "--version"], handle_exceptions=False)
+            # Not a program the kernel runs (ENOEXEC, a missing #! interpreter): the status and
+            # message a shell gives, for the role to name, rather than a failed probe.
+            except OSError as error:
+                rc, out, err = 127 if error.errno == errno.ENOENT else 126, "", f"{path}: {error.strerror}\n"
             found.update(version=out + err, version_rc=rc)
         return found
     finally:

@@ -16,8 +16,10 @@ from ansible_collections.hpc.globus_compute.plugins.modules.probe import run
 ME = getpass.getuser()
 
 
-def run_command(argv: list[str]) -> tuple[int, str, str]:
-    """AnsibleModule.run_command as the module calls it: a real run of argv."""
+def run_command(argv: list[str], handle_exceptions: bool = True) -> tuple[int, str, str]:
+    """AnsibleModule.run_command as the module calls it: a real run of argv (an OSError raised, as
+    with handle_exceptions=False; with True, the real one fails the module)."""
+    assert not handle_exceptions, "a program that cannot run would fail the whole probe"
     ran = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
     return ran.returncode, ran.stdout, ran.stderr
 
@@ -121,6 +123,24 @@ def test_version_reports_the_status_of_a_failed_run(tmp_path: Path) -> None:
     assert (found["version"], found["version_rc"]) == ("cut short\n", 126)
     # Not run at all: -1.
     assert probe({"path": str(uv)})[str(uv)]["version_rc"] == -1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b"XXXX\x00garbage", 126, "Exec format error"),
+        (b"#!/nonexistent/interpreter\n", 127, "No such file or directory"),
+    ],
+    ids=["not-a-program", "missing-interpreter"],
+)
+def test_a_program_the_kernel_cannot_run_is_reported_not_failed(
+    tmp_path: Path, body: bytes, status: int, reason: str
+) -> None:
+    uv = tmp_path / "uv"
+    uv.write_bytes(body)
+    uv.chmod(0o755)
+    found = probe({"path": str(uv), "version": True})[str(uv)]
+    assert (found["version"], found["version_rc"]) == (f"{uv}: {reason}\n", status)
 
 
 def test_a_command_name_is_run_as_found_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
