@@ -194,6 +194,10 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     wanted = {kind: state(path) for kind, (path, _) in kinds.items()}
     for path, change in kinds.values():
         change(path)
+    # An owner alone: the endpoint's wrapper given to another account, who could then change what
+    # every user of the endpoint runs.
+    wrapper = base / "bin" / "globus-compute-endpoint"
+    os.chown(wrapper, 65534, -1)
     drifted = {kind: state(path) for kind, (path, _) in kinds.items()}
     assert all(drifted[kind] != wanted[kind] for kind in kinds), drifted
 
@@ -212,10 +216,12 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert repairs.keys() == kinds.keys()
     # One task for each kind, but the endpoint's two files share one, and so do uv's binary and policy.
     shared = {"identity mapping": "endpoint file", "uv policy": "uv binary"}
-    wanted_tasks = sorted(task for kind, task in repairs.items() if kind not in shared)
+    owner = "hpc.globus_compute.endpoint : Install the globus-compute-endpoint wrapper"
+    wanted_tasks = sorted([*(task for kind, task in repairs.items() if kind not in shared), owner])
     assert sorted(changed_tasks(output)) == wanted_tasks, output[-3000:]
     assert checked["changed"] == len(wanted_tasks), checked
     assert {kind: state(path) for kind, (path, _) in kinds.items()} == drifted, "check mode changed the node"
+    assert wrapper.stat().st_uid == 65534
     # The environment's link is gone, not its ready build: the real run links it again, and builds nothing.
     assert '"msg": "would build: nothing; would link: py3.11-gce4.19.0; would unpublish: nothing"' in output, output
 
@@ -227,6 +233,7 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     now = {kind: state(path) for kind, (path, _) in kinds.items()}
     for kind in ("runtime file", "endpoint file", "identity mapping", "uv binary", "uv policy"):
         assert now[kind] == wanted[kind], kind
+    assert wrapper.stat().st_uid == 0
     ran = subprocess.run([str(kinds["uv binary"][0]), "--version"], capture_output=True, text=True, check=True)
     assert ran.stdout.startswith(f"uv {UV_VERSION} ")
     # Rebuilt: published again, and stamped ready.
@@ -234,17 +241,50 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert read_stamp((env / ".ready").read_text())["name"] == "py3.11-gce4.19.0"
     assert read_stamp(kinds["ready stamp"][0].read_text())["name"] == "globus-compute-endpoint"
 
-    # The environments' record, made private by hand: check mode says so, as the real run repairs it.
-    # Both name that one task: nothing else was left to repair.
-    record = base / "facts" / "hpc_globus_compute_envs.fact"
+    # Modes alone: the environments' record made private by hand, and the runtime's directory closed
+    # to the users whose workers source it. Check mode says so, as the real run repairs them; both
+    # name those tasks only: nothing else was left to repair.
+    record, runtime_dir = base / "facts" / "hpc_globus_compute_envs.fact", base / "runtime"
     record.chmod(0o600)
+    runtime_dir.chmod(0o700)
+    modes = [
+        "hpc.globus_compute.python_envs : Record the environments as a local fact",
+        "hpc.globus_compute.python_envs : Create the runtime directory",
+    ]
     checked, output = site_run(tmp, base, login, "--check")
-    assert changed_tasks(output) == ["hpc.globus_compute.python_envs : Record the environments as a local fact"]
-    assert record.stat().st_mode & 0o777 == 0o600
+    assert changed_tasks(output) == modes, output[-3000:]
+    assert (record.stat().st_mode & 0o777, runtime_dir.stat().st_mode & 0o777) == (0o600, 0o700)
     assert '"msg": "no worker started: check mode starts none"' in output, output[-3000:]
     repaired, output = site_run(tmp, base, login)
-    assert changed_tasks(output) == ["hpc.globus_compute.python_envs : Record the environments as a local fact"]
-    assert record.stat().st_mode & 0o777 == 0o644
+    assert changed_tasks(output) == modes, output[-3000:]
+    assert (record.stat().st_mode & 0o777, runtime_dir.stat().st_mode & 0o777) == (0o644, 0o755)
+
+    # A directory of builds others can write (any of them could swap a build): build-env.sh refuses
+    # it, so a run with nothing to build refuses it too, and changes nothing.
+    for builds, refused in [
+        (base / "runtime" / "envs" / ".builds", "python_envs_root: {} is writable by others"),
+        (base / "install" / ".builds", "{} is writable by others"),
+    ]:
+        mode = builds.stat().st_mode & 0o7777
+        builds.chmod(0o777)
+        before = {kind: state(path) for kind, (path, _) in kinds.items()}
+        result = run_playbook(tmp, "hpc.globus_compute.site", variables(base, login), [], offline_policy(base), True)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output[-3000:]
+        assert refused.format(builds) in output, output[-3000:]
+        assert {kind: state(path) for kind, (path, _) in kinds.items()} == before
+        builds.chmod(mode)
+
+    # The endpoint's command gone from its published, stamped build: check mode says it would build,
+    # and the real run builds the endpoint anew, where it used to relink the damaged build and fail.
+    command = base / "install" / "globus-compute-endpoint" / "bin" / "globus-compute-endpoint"
+    command.unlink()
+    checked, output = site_run(tmp, base, login, "--check")
+    assert "hpc.globus_compute._common : Run build-env.sh: build" in changed_tasks(output), output[-3000:]
+    assert not command.exists()
+    repaired, output = site_run(tmp, base, login)
+    assert "hpc.globus_compute._common : Run build-env.sh: build" in changed_tasks(output), output[-3000:]
+    assert command.is_file()
 
     # A ready stamp edited by hand into one no reader takes (a stray line): built anew.
     stamp = kinds["site environment"][0] / ".ready"
