@@ -2,7 +2,8 @@
 # Starts a worker as the deployed endpoint would start it for an SDK on
 # Python X.Y with globus-compute-sdk ENDPOINT: renders the endpoint's user
 # config for that user_runtime, runs its worker_init as USER, and prints one
-# line with what the worker got.
+# line with what the worker got (its endpoint package imported, not only its
+# metadata read: a build that lost its files fails).
 #
 #   prove-worker.sh EXECUTABLE INTERPRETER NAME ENDPOINT_DIR USER PYTHON ENDPOINT
 #
@@ -24,7 +25,7 @@ GLOBUS_COMPUTE_USER_DIR=$(dirname "$dir") "$executable" render-user-config -e "$
 "$interpreter" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["engine"]["provider"]["worker_init"])' \
   "$scratch/config.yaml" >"$scratch/worker_init.sh"
 cat >>"$scratch/worker_init.sh" <<'PROBE'
-python -c 'import sys, importlib.metadata as m; print("python %d.%d, globus-compute-endpoint %s, in %s" % (*sys.version_info[:2], m.version("globus-compute-endpoint"), sys.prefix))'
+python -c 'import sys, importlib.metadata as m, globus_compute_endpoint; print("python %d.%d, globus-compute-endpoint %s, in %s" % (*sys.version_info[:2], m.version("globus-compute-endpoint"), sys.prefix))'
 PROBE
 chmod 0644 "$scratch/worker_init.sh"
 

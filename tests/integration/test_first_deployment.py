@@ -98,5 +98,22 @@ def test_a_multi_user_endpoint_from_the_installed_tarball(base: Path) -> None:
     # and ran its worker_init as nobody, in the site environment.
     assert "as nobody: worker-env:" in output, output
     assert "python 3.11, globus-compute-endpoint 4.19.0" in output, output
+
+    # A published build that lost its endpoint package, its ready stamp intact: the run finds nothing
+    # to do (stamps are trusted), but a worker started on demand fails, and says why.
+    [package] = (base / "runtime" / "envs").glob("py3.11-*/lib/python3.11/site-packages/globus_compute_endpoint")
+    shutil.rmtree(package)
+    proved = run(
+        str(bindir / "ansible-playbook"),
+        *("-i", "localhost,", "-c", "local"),
+        *("-e", f"@{base / 'vars.json'}", "-e", "hpc_gc_report=always"),
+        "--skip-tags=uv",
+        "hpc.globus_compute.site",
+        env=offline,
+        cwd=base,
+    )
+    output = proved.stdout + proved.stderr
+    assert proved.returncode != 0, output
+    assert "No module named 'globus_compute_endpoint'" in output, output
     mapping = json.loads((base / "gc" / "hpc" / "identity_mapping.json").read_text())
     assert mapping[0]["mappings"] == variables["endpoint_identity_mapping"]
