@@ -11,13 +11,14 @@ round runs the floor, then both no-op runs in alternating order. Without
 `--local`, the fleet:
 
 On the `fleet` Molecule scenario's nodes (two clusters, each with a shared
-volume), started fresh for each host count: a trivial playbook (facts and a
-ping: Ansible's floor for these hosts), site.yml cold, then several no-op
-runs of site.yml, each right after a floor run (interleaved, so that drift on
-the machine hits both alike). Every no-op run must report changed=0 on every
-host; its tasks run per host (the recap's ok=) are what a no-op costs.
-Prints medians and spreads, the ratios against the floor and between host
-counts and, with --write, updates docs/benchmarks.md.
+volume), started fresh for each host count: site.yml cold (--cold-samples
+runs, each on fresh containers), then a trivial playbook (facts and a ping:
+Ansible's floor for these hosts) and several no-op runs of site.yml, each
+right after a floor run (interleaved, so that drift on the machine hits both
+alike). Every no-op run must report changed=0 on every host; its tasks run
+per host (the recap's ok=) are what a no-op costs. Prints medians and
+spreads, the ratios against the floor and between host counts and, with
+--write, updates docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -221,11 +222,15 @@ def report_local(cell: dict, samples: int, user: str | None) -> str:
     )
 
 
-def measure(samples: int) -> dict[int, dict[str, list[float]]]:
+def measure(samples: int, cold_samples: int) -> dict[int, dict[str, list[float]]]:
     times: dict[int, dict[str, list[float]]] = {}
     for count, limit in HOSTS.items():
-        state = fresh_nodes()
-        cell: dict = {"floor": [timed(state, TRIVIAL, limit)[0]], "cold": [timed(state, SITE, limit)[0]], "noop": []}
+        # Each cold run on containers of its own: one alone varied by a quarter between runs.
+        cold = []
+        for _ in range(cold_samples):
+            state = fresh_nodes()
+            cold.append(timed(state, SITE, limit)[0])
+        cell: dict = {"floor": [timed(state, TRIVIAL, limit)[0]], "cold": cold, "noop": []}
         cell["tasks"], cell["floor_tasks"] = [], []
         for _ in range(samples):
             elapsed, recap, _ = timed(state, TRIVIAL, limit)
@@ -253,7 +258,7 @@ def spread(values: list[float]) -> str:
     return f"{median:.1f}" if len(values) == 1 else f"{median:.1f} ({min(values):.1f}-{max(values):.1f})"
 
 
-def report(times: dict[int, dict[str, list[float]]], samples: int) -> str:
+def report(times: dict[int, dict[str, list[float]]], samples: int, cold_samples: int) -> str:
     rows = [
         "| hosts | trivial playbook s | site.yml cold s | site.yml no-op s | cold / floor | no-op / floor"
         " | no-op tasks per host | no-op module executions per host |",
@@ -271,9 +276,9 @@ def report(times: dict[int, dict[str, list[float]]], samples: int) -> str:
     return "\n".join(
         [
             "site.yml on the fleet scenario's nodes (cluster A: 3 bookworm nodes, cluster B: 2 sid nodes,"
-            " each cluster sharing one volume), fresh containers for each host count; one cold run, then"
-            f" {samples} no-op runs each after a floor run (median, range); every no-op run reported changed=0"
-            " on every host:",
+            f" each cluster sharing one volume): {cold_samples} cold run(s) for each host count, each on fresh"
+            f" containers, then {samples} no-op runs each after a floor run (median, range); every no-op run"
+            " reported changed=0 on every host:",
             "",
             *rows,
             "",
@@ -281,7 +286,7 @@ def report(times: dict[int, dict[str, list[float]]], samples: int) -> str:
             f" 5 hosts: **{med[5]['noop'] / med[5]['floor']:.1f}x** (goal: within 4x in the containers)",
             f"- no-op cost: {spread([float(x) for x in times[1]['tasks']])} tasks run per host, against the"
             f" floor's {spread([float(x) for x in times[1]['floor_tasks']])}",
-            f"- cold run, 5 hosts / 1 host: **{scale:.2f}x** (goal: within 2x; one cold run per host count)",
+            f"- cold run, 5 hosts / 1 host: **{scale:.2f}x** (goal: within 2x; medians of {cold_samples} cold runs)",
         ]
     )
 
@@ -301,6 +306,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--samples", type=int, default=5, help="no-op runs per host count, each after a floor run")
+    parser.add_argument(
+        "--cold-samples", type=int, default=3, help="cold runs per host count, each on fresh containers (fleet only)"
+    )
     parser.add_argument("--local", action="store_true", help="make run's case on this machine, not the fleet")
     parser.add_argument("--user", help="with --local: run the playbooks as this account")
     parser.add_argument("--ansible-playbook", default="ansible-playbook", help="with --local: the account's own")
@@ -321,7 +329,7 @@ def main() -> None:
         cell = measure_local(args.samples, args.user, args.ansible_playbook, args.baseline, args.baseline_user)
         text = report_local(cell, args.samples, args.user)
     else:
-        text = report(measure(args.samples), args.samples)
+        text = report(measure(args.samples, args.cold_samples), args.samples, args.cold_samples)
     print(text)
     if args.write:
         write_docs(stamp_lines, text, name)
