@@ -130,6 +130,11 @@ files:
     mode:
       description: The permission bits in octal, such as C(0644).
       type: str
+    others_write:
+      description:
+        - Whether its group or others may write it without the sticky bit (with it, only an entry's owner may move
+          the entry), the test of C(build-env.sh --trusted); false for a link or when absent.
+      type: bool
     size:
       description: The size in bytes (-1 when absent).
       type: int
@@ -212,6 +217,7 @@ def open_parent(home: str, path: str) -> tuple[int, str] | None:
 def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dict[str, object]:
     read, version, checksum = entry.get("read", False), entry.get("version", False), entry.get("checksum", True)
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
+    found["others_write"] = False
     found.update(uid=-1, gid=-1, size=-1, mtime=-1)
     found.update(sha256="", content="", version="", version_rc=-1, json=None)
     parent, name = (None, path) if home is None else (open_parent(home, path) or (None, None))
@@ -227,6 +233,9 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
         kind = "link" if stat.S_ISLNK(st.st_mode) else "directory" if stat.S_ISDIR(st.st_mode) else "other"
         found.update(exists=True, owner=name_of(st.st_uid), group=group_of(st.st_gid), uid=st.st_uid, gid=st.st_gid)
         found.update(mode=f"{stat.S_IMODE(st.st_mode):04o}", size=st.st_size, mtime=st.st_mtime_ns)
+        found["others_write"] = (
+            bool(st.st_mode & 0o022) and not st.st_mode & stat.S_ISVTX and not stat.S_ISLNK(st.st_mode)
+        )
         if kind == "link":
             found.update(type="link", target=os.readlink(name, dir_fd=parent))
             return found

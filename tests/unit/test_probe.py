@@ -283,3 +283,17 @@ def test_a_command_is_looked_up_only_in_absolute_directories(tmp_path: Path, mon
     # The module's PATH alike.
     monkeypatch.setenv("PATH", f"::bin:{tmp_path / 'later'}")
     assert probe({"path": "python9", "follow": True, "checksum": False})["python9"]["found"] == later
+
+
+def test_others_write_is_group_or_other_write_without_the_sticky_bit(tmp_path: Path) -> None:
+    modes = {"private": 0o755, "group": 0o775, "open": 0o777, "sticky": 0o1777}
+    for name, mode in modes.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name).chmod(mode)
+    found = probe(*({"path": str(tmp_path / name)} for name in modes))
+    assert {name: found[str(tmp_path / name)]["others_write"] for name in modes} == {
+        "private": False,
+        "group": True,
+        "open": True,
+        "sticky": False,
+    }
