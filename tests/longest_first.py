@@ -17,8 +17,9 @@ How long each test takes comes from tests/durations.json ({node id: seconds},
 setup, call and teardown together; `--durations-path` names another); a test
 not in it counts as the median of those that are. `--store-durations` writes
 that file from the run it ends (the options of pytest-split, which records
-the same file to split a suite across machines). The unit stage runs pytest with `--no-loadscope-reorder`, so that xdist
-keeps this order instead of its own (the groups with the most tests first).
+the same file to split a suite across machines). The plugin turns off
+pytest-xdist's own order (`--no-loadscope-reorder`: otherwise the groups with
+the most tests go first), so that this one holds whoever runs pytest.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import pytest
 
 DURATIONS = Path(__file__).with_name("durations.json")
-SHARED_SCOPES = {"module": "module", "package": "name", "session": "name"}
+SHARED_SCOPES = {"module", "package", "session"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,6 +114,8 @@ class Recorder:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's scheduler reads it when it queues the work, in this process.
+    config.option.loadscopereorder = False
     # In the process that sees every worker's reports: not in a worker (whose config has workerinput).
     if config.getoption("store_durations") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(Recorder(Path(config.getoption("durations_path"))), "longest_first_recorder")

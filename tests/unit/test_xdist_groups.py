@@ -90,7 +90,7 @@ def test_a_module_fixture_is_made_once_by_one_worker(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_shared.py").write_text(SHARED)
     (tmp_path / "test_loose.py").write_text(LOOSE)
-    result = pytest_run(tmp_path, "-n", "2", "--dist", "loadgroup", "--no-loadscope-reorder", "-rA", "-q")
+    result = pytest_run(tmp_path, "-n", "2", "--dist", "loadgroup", "-rA", "-q")
     assert result.returncode == 0, result.stdout[-3000:]
     assert len((tmp_path / "builds").read_text().splitlines()) == 1, result.stdout[-3000:]
     workers = {line.split()[1] for line in result.stdout.splitlines() if line.startswith("WORKER ")}
