@@ -104,10 +104,10 @@ import errno
 import json
 import os
 import pwd
-import secrets
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hpc.globus_compute.plugins.module_utils.files import text, write_file
 
 MAX_READ = 1024 * 1024
 
@@ -175,40 +175,6 @@ def read_regular(parent: int, name: str, uid: int, limit: int) -> tuple[bytes | 
         return (b"".join(chunks), status) if size <= limit else (None, status)
     finally:
         os.close(fd)
-
-
-def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: int, mtime: int | None) -> None:
-    tmp = f".{name}.hpc-gc-{secrets.token_hex(4)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
-    try:
-        os.fchown(fd, uid, gid)
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if mtime is not None:
-            os.utime(fd, ns=(mtime, mtime))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp, dir_fd=parent)
-        raise
-    os.close(fd)
-    try:
-        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
-    except BaseException:
-        os.unlink(tmp, dir_fd=parent)
-        raise
-
-
-def text(data: bytes | None) -> str:
-    if data is None:
-        # Missing, or not the account's own: nothing of it is shown.
-        return ""
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return f"<{len(data)} bytes of binary content>\n"
 
 
 def run(module: AnsibleModule) -> dict:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from role_runner import ROOT, assert_fails_with, run_playbook, run_role
-
-BUILD_ENV = ROOT / "roles" / "_common" / "files" / "build-env.sh"
+from role_runner import assert_fails_with, run_playbook, run_role
 
 
 def test_the_role_refuses_to_run_on_its_own(tmp_path: Path) -> None:
     result = run_role(tmp_path, "_common", {})
     assert_fails_with(
         result,
-        "hpc.globus_compute._common is internal: roles include it with tasks_from"
-        " (build_env, build_env_file); a play does not.",
+        "hpc.globus_compute._common is internal: roles include it with tasks_from: build_env; a play does not.",
     )
     assert result.stdout.count("FAILED!") == 1, result.stdout
 
@@ -30,15 +27,6 @@ def test_an_entry_point_checks_its_inputs_against_its_argument_spec(tmp_path: Pa
     )
     result = run_playbook(tmp_path, str(playbook), {})
     assert_fails_with(result, "_common_build_env_mode", "rebuild", "build, probe, trusted, prune")
-
-
-def test_build_env_file_copies_the_roles_build_env(tmp_path: Path) -> None:
-    dest = tmp_path / "runtime" / "build-env.sh"
-    dest.parent.mkdir()
-    result = run_role(tmp_path, "_common", {"_common_build_env_dest": str(dest)}, "build_env_file")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert dest.read_bytes() == BUILD_ENV.read_bytes()
-    assert oct(dest.stat().st_mode & 0o777) == "0o644"
 
 
 def test_build_env_runs_build_env_sh_in_the_mode_asked(tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""write_files writes only the files that differ, by a rename, shows each change, and follows no link."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from ansible_collections.hpc.globus_compute.plugins.modules.write_files import Refused, run
+
+
+def write_files(dest: Path, check: bool = False, **params: object) -> dict:
+    defaults = {"files": None, "src": None, "names": None, "owner": None, "group": None, "mode": "0644"}
+    module = SimpleNamespace(params={**defaults, "dest": str(dest), **params})
+    module.check_mode = check
+    module._diff = True
+    return run(module)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    (tmp_path / "dest").mkdir()
+    return tmp_path / "dest"
+
+
+def test_writes_what_differs_then_reports_nothing_to_do(dest: Path) -> None:
+    files = {"a.conf": "A=1\n", "b.sh": "echo b\n"}
+    assert write_files(dest, files=files)["written"] == ["a.conf", "b.sh"]
+    assert {p.name: p.read_text() for p in dest.iterdir()} == files
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in dest.iterdir())
+    assert write_files(dest, files=files) == {"changed": False, "written": []}
+    (dest / "b.sh").write_text("edited\n")
+    result = write_files(dest, files=files)
+    assert result["written"] == ["b.sh"]
+    assert result["diff"] == [
+        {
+            "before_header": str(dest / "b.sh"),
+            "after_header": str(dest / "b.sh"),
+            "before": "edited\n",
+            "after": "echo b\n",
+        }
+    ]
+
+
+def test_check_mode_reports_the_diff_and_writes_nothing(dest: Path) -> None:
+    write_files(dest, files={"a.conf": "old\n"})
+    result = write_files(dest, check=True, files={"a.conf": "new\n", "b.conf": "b\n"})
+    assert result["changed"] and result["written"] == ["a.conf", "b.conf"]
+    assert [(d["before"], d["after"]) for d in result["diff"]] == [("old\n", "new\n"), ("", "b\n")]
+    assert (dest / "a.conf").read_text() == "old\n" and not (dest / "b.conf").exists()
+
+
+def test_a_mode_alone_is_written_and_shown_as_attributes(dest: Path) -> None:
+    write_files(dest, files={"a.conf": "A\n"})
+    (dest / "a.conf").chmod(0o600)
+    result = write_files(dest, files={"a.conf": "A\n"})
+    assert result["written"] == ["a.conf"]
+    [diff] = result["diff"]
+    assert (diff["before"]["mode"], diff["after"]["mode"]) == ("0600", "0644")
+    assert (dest / "a.conf").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_link_at_the_name_is_replaced_not_written_through(dest: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    (dest / "a.conf").symlink_to(victim)
+    result = write_files(dest, files={"a.conf": "keep\n"})
+    assert result["written"] == ["a.conf"], "a link holds no content of its own, whatever its target holds"
+    assert victim.read_text() == "keep\n"
+    assert not (dest / "a.conf").is_symlink() and (dest / "a.conf").read_text() == "keep\n"
+
+
+def test_a_fifo_at_the_name_is_not_read_and_is_replaced(dest: Path) -> None:
+    os.mkfifo(dest / "a.conf")
+    assert write_files(dest, files={"a.conf": "A\n"})["written"] == ["a.conf"]
+    assert (dest / "a.conf").read_text() == "A\n"
+
+
+def test_copies_the_named_files_of_a_directory_on_the_node(dest: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.conf").write_text("A\n")
+    (src / "b.conf").write_text("B\n")
+    (src / "c.conf").write_text("C\n")
+    assert write_files(dest, src=str(src), names=["a.conf", "c.conf"])["written"] == ["a.conf", "c.conf"]
+    assert sorted(p.name for p in dest.iterdir()) == ["a.conf", "c.conf"]
+    assert not write_files(dest, src=str(src), names=["a.conf", "c.conf"])["changed"]
+
+
+def test_a_link_in_the_source_is_refused(dest: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (tmp_path / "secret").write_text("x\n")
+    (src / "a.conf").symlink_to(tmp_path / "secret")
+    with pytest.raises(Refused, match="is a link"):
+        write_files(dest, src=str(src), names=["a.conf"])
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["../a.conf", "sub/a.conf", "..", "."])
+def test_a_name_that_is_not_one_component_is_refused(dest: Path, name: str) -> None:
+    with pytest.raises(Refused, match="not a file name"):
+        write_files(dest, files={name: "x\n"})
+    assert list(dest.iterdir()) == []
+
+
+def test_content_that_is_not_text_is_refused_by_name(dest: Path) -> None:
+    with pytest.raises(Refused, match=r"the content of a\.json is a dict"):
+        write_files(dest, files={"a.json": {"a": 1}})
