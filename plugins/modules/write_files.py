@@ -15,12 +15,16 @@ description:
   - A file that differs is written to a new temporary file in O(dest) and renamed over its name, so a reader
     sees the old file or the new one. A link or anything else in its place is replaced, never written through.
   - O(dest) is opened once, as a directory; every name is reached relative to it and must be a single
-    component.
+    component. O(dest) and O(src) themselves are the caller's paths and are followed like any path; pass
+    directories that only the connecting account (or root) can change.
+  - Contents show in C(--diff) and in C(-vvv) output, so pass no secret.
 version_added: 0.4.0
 author: hpc.globus_compute maintainers (@hpc-globus-compute)
 options:
   dest:
-    description: The directory to write into. It must exist (make it first, with M(ansible.builtin.file)).
+    description:
+      - The directory to write into. It must exist (make it first, with M(ansible.builtin.file)); in check mode a
+        missing one means that every file would be written.
     type: path
     required: true
   files:
@@ -30,7 +34,7 @@ options:
   src:
     description:
       - A directory on the node, from which each file O(names) lists is copied. Mutually exclusive with O(files).
-      - Only regular files are read from it, and a link there is an error.
+      - Only regular files with a single link are read from it; a symbolic or hard link there is an error.
     type: path
   names:
     description: The files of O(src) to copy, by name. Required with O(src).
@@ -43,8 +47,10 @@ options:
     description: The files' group, a name or a numeric id. The running account's group when not given.
     type: str
   mode:
-    description: The files' mode, in octal.
-    type: str
+    description:
+      - The files' mode, in octal, from C(0000) to C(7777) (a string such as C("0644"), or C(0o644)). A YAML
+        number written with a leading zero (C(0644)) is read as the octal number it is.
+    type: raw
     default: "0644"
 attributes:
   check_mode:
@@ -78,6 +84,7 @@ import errno
 import grp
 import os
 import pwd
+import re
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
@@ -91,16 +98,35 @@ class Refused(Exception):
     """A name or a source this module will not act on."""
 
 
-def account_id(value: str | None, lookup, default: int) -> int:
-    """A numeric id from a name or a number (lookup: pwd.getpwnam or grp.getgrnam); default when None."""
+# (uid_t)-1 means "leave unchanged" to chown: it names no account.
+MAX_ID = 2**32 - 2
+
+
+def account_id(option: str, value: str | None, lookup, default: int) -> int:
+    """A numeric id from a name or an ASCII number (lookup: pwd.getpwnam or grp.getgrnam); default when None."""
     if value is None:
         return default
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
+        if int(value) > MAX_ID:
+            raise Refused(f"{option}: {value} is not an id (at most {MAX_ID})")
         return int(value)
     try:
         return lookup(value)[2]
     except KeyError:
-        raise Refused(f"no such account or group: {value}") from None
+        raise Refused(f"{option}: no such {'account' if option == 'owner' else 'group'}: {value}") from None
+
+
+def file_mode(value: object) -> int:
+    """The mode as a number: an int is one YAML already read (0644 is 420); a string is octal digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"(?:0o)?[0-7]{1,5}", value):
+        number = int(value.removeprefix("0o"), 8)
+    else:
+        raise Refused(f"mode: {value!r} is not an octal mode such as '0644'")
+    if not 0 <= number <= 0o7777:
+        raise Refused(f"mode: {value!r} is not between 0000 and 7777")
+    return number
 
 
 def check_name(name: str) -> str:
@@ -116,13 +142,14 @@ def content(value: object, name: str) -> bytes:
 
 
 def read_current(parent: int, name: str, limit: int) -> tuple[bytes | None, os.stat_result | None]:
-    """What `name` holds in the directory `parent`: its bytes if it is a regular file of at most limit
-    bytes, and its status (None, None when nothing is there). Nothing else is read, and no link followed."""
+    """What `name` holds in the directory `parent`: its bytes if it is a regular file with one link, of at
+    most limit bytes, and its status (None, None when nothing is there). Nothing else is read (a hard link's
+    bytes are another file's too), and no link is followed."""
     try:
         status = os.lstat(name, dir_fd=parent)
     except FileNotFoundError:
         return None, None
-    if not stat.S_ISREG(status.st_mode) or status.st_size > limit:
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or status.st_size > limit:
         return None, status
     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
     try:
@@ -141,10 +168,15 @@ def read_source(src: int, name: str) -> bytes:
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise Refused(f"src: {name} is a link") from None
+        if e.errno in (errno.ENOENT, errno.ENXIO):
+            raise Refused(f"src: {name} is not there, or not a regular file") from None
         raise
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise Refused(f"src: {name} is not a regular file")
+        if status.st_nlink != 1:
+            raise Refused(f"src: {name} has {status.st_nlink} links: its bytes are another file's too")
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
@@ -153,10 +185,33 @@ def read_source(src: int, name: str) -> bytes:
         os.close(fd)
 
 
+def shown(data: bytes | None, status: os.stat_result | None) -> str:
+    """A side of a content diff: the text, or what stood there when its bytes are not shown."""
+    if data is not None and len(data) <= MAX_DIFF:
+        return text(data)
+    if status is None:
+        return ""
+    if stat.S_ISREG(status.st_mode):
+        links = f", {status.st_nlink} links" if status.st_nlink != 1 else ""
+        return f"<a file of {status.st_size} bytes{links}: not shown>\n"
+    return f"<{attributes(status)['state']}: not shown>\n"
+
+
 def attributes(status: os.stat_result | None) -> dict:
     if status is None:
         return {"state": "absent"}
-    kind = "file" if stat.S_ISREG(status.st_mode) else "link" if stat.S_ISLNK(status.st_mode) else "other"
+    mode = status.st_mode
+    kind = (
+        "file"
+        if stat.S_ISREG(mode)
+        else "link"
+        if stat.S_ISLNK(mode)
+        else "directory"
+        if stat.S_ISDIR(mode)
+        else "fifo"
+        if stat.S_ISFIFO(mode)
+        else "special file"
+    )
     return {
         "state": kind,
         "owner": status.st_uid,
@@ -165,23 +220,32 @@ def attributes(status: os.stat_result | None) -> dict:
     }
 
 
-def run(module: AnsibleModule) -> dict:
+def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
+    """Writes what differs; `written` (if given) lists each name as it is written, for a failure's report."""
     p = module.params
-    uid = account_id(p["owner"], pwd.getpwnam, os.geteuid())
-    gid = account_id(p["group"], grp.getgrnam, os.getegid())
-    mode = int(p["mode"], 8)
+    written = [] if written is None else written
+    if p["src"] is not None and p["names"] is None:
+        raise Refused("names: the list of files to copy is required with src")
+    uid = account_id("owner", p["owner"], pwd.getpwnam, os.geteuid())
+    gid = account_id("group", p["group"], grp.getgrnam, os.getegid())
+    mode = file_mode(p["mode"])
     names = [check_name(n) for n in (p["files"] if p["files"] is not None else p["names"])]
-    dest = os.open(p["dest"], os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        dest = os.open(p["dest"], os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        if not module.check_mode:
+            raise
+        # Check mode before the directory is made: every file would be written.
+        return {"changed": bool(names), "written": names}
     src = os.open(p["src"], os.O_RDONLY | os.O_DIRECTORY) if p["src"] is not None else None
-    written, diffs = [], []
+    diffs = []
     try:
         for name in names:
             data = content(p["files"][name], name) if src is None else read_source(src, name)
-            before, status = read_current(dest, name, max(len(data), MAX_DIFF) if module._diff else len(data))
+            before, status = read_current(dest, name, max(len(data), MAX_DIFF + 1) if module._diff else len(data))
             wanted = {"state": "file", "owner": uid, "group": gid, "mode": f"{mode:04o}"}
             if before == data and attributes(status) == wanted:
                 continue
-            written.append(name)
             if module._diff:
                 path = os.path.join(p["dest"], name)
                 if before == data:
@@ -189,11 +253,13 @@ def run(module: AnsibleModule) -> dict:
                         {"before_header": path, "after_header": path, "before": attributes(status), "after": wanted}
                     )
                 else:
+                    after = text(data) if len(data) <= MAX_DIFF else f"<a file of {len(data)} bytes: not shown>\n"
                     diffs.append(
-                        {"before_header": path, "after_header": path, "before": text(before), "after": text(data)}
+                        {"before_header": path, "after_header": path, "before": shown(before, status), "after": after}
                     )
             if not module.check_mode:
                 write_file(dest, name, data, uid, gid, mode)
+            written.append(name)
     finally:
         os.close(dest)
         if src is not None:
@@ -213,17 +279,19 @@ def main() -> None:
             "names": {"type": "list", "elements": "str"},
             "owner": {"type": "str"},
             "group": {"type": "str"},
-            "mode": {"type": "str", "default": "0644"},
+            "mode": {"type": "raw", "default": "0644"},
         },
         mutually_exclusive=[("files", "src")],
         required_one_of=[("files", "src")],
         required_together=[("src", "names")],
         supports_check_mode=True,
     )
+    written: list[str] = []
     try:
-        module.exit_json(**run(module))
-    except (Refused, OSError, ValueError) as e:
-        module.fail_json(msg=f"write_files: {module.params['dest']}: {e}")
+        module.exit_json(**run(module, written))
+    except (Refused, OSError, ValueError, OverflowError) as e:
+        # What was written before the failure stays written: said, and reported as a change.
+        module.fail_json(msg=f"write_files: {module.params['dest']}: {e}", changed=bool(written), written=written)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,14 @@ def test_check_mode_reports_the_diff_and_writes_nothing(dest: Path) -> None:
     assert (dest / "a.conf").read_text() == "old\n" and not (dest / "b.conf").exists()
 
 
+def test_check_mode_before_the_directory_is_made_would_write_every_file(tmp_path: Path) -> None:
+    result = write_files(tmp_path / "missing", check=True, files={"a.conf": "A\n", "b.conf": "B\n"})
+    assert result == {"changed": True, "written": ["a.conf", "b.conf"]}
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(FileNotFoundError):
+        write_files(tmp_path / "missing", files={"a.conf": "A\n"})
+
+
 def test_a_mode_alone_is_written_and_shown_as_attributes(dest: Path) -> None:
     write_files(dest, files={"a.conf": "A\n"})
     (dest / "a.conf").chmod(0o600)
@@ -108,3 +116,59 @@ def test_a_name_that_is_not_one_component_is_refused(dest: Path, name: str) -> N
 def test_content_that_is_not_text_is_refused_by_name(dest: Path) -> None:
     with pytest.raises(Refused, match=r"the content of a\.json is a dict"):
         write_files(dest, files={"a.json": {"a": 1}})
+
+
+@pytest.mark.parametrize(("mode", "wanted"), [(0o640, 0o640), ("0640", 0o640), ("0o640", 0o640), ("04755", 0o4755)])
+def test_a_mode_is_octal_whether_yaml_read_it_as_a_number_or_not(dest: Path, mode: object, wanted: int) -> None:
+    write_files(dest, files={"a": "A\n"}, mode=mode)
+    assert (dest / "a").stat().st_mode & 0o7777 == wanted
+
+
+@pytest.mark.parametrize("mode", ["-1", "10000", "177777", "rw", "", " 644", "644\n", "6_44", "1" * 30, 0o10000, True])
+def test_a_mode_that_is_not_one_is_refused_by_name_before_any_write(dest: Path, mode: object) -> None:
+    with pytest.raises(Refused, match=r"^mode: "):
+        write_files(dest, files={"a": "A\n"}, mode=mode)
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.parametrize("owner", ["4294967295", "99999999999999999999", "\u0663", "no-such-account-here"])
+def test_an_owner_that_names_no_account_is_refused_by_name(dest: Path, owner: str) -> None:
+    with pytest.raises(Refused, match=r"^owner: "):
+        write_files(dest, files={"a": "A\n"}, owner=owner)
+    assert list(dest.iterdir()) == []
+
+
+def test_a_hard_link_in_the_source_is_refused(dest: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (tmp_path / "secret").write_text("x\n")
+    os.link(tmp_path / "secret", src / "a.conf")
+    with pytest.raises(Refused, match="2 links"):
+        write_files(dest, src=str(src), names=["a.conf"])
+    assert list(dest.iterdir()) == []
+
+
+def test_a_source_without_names_is_refused_by_name(dest: Path, tmp_path: Path) -> None:
+    with pytest.raises(Refused, match=r"^names: "):
+        write_files(dest, src=str(tmp_path))
+
+
+def test_the_diff_says_what_stood_there_when_its_bytes_are_not_shown(dest: Path, tmp_path: Path) -> None:
+    os.mkfifo(dest / "a")
+    (tmp_path / "other").write_text("secret\n")
+    os.link(tmp_path / "other", dest / "b")
+    result = write_files(dest, check=True, files={"a": "A\n", "b": "B\n"})
+    assert [d["before"] for d in result["diff"]] == ["<fifo: not shown>\n", "<a file of 7 bytes, 2 links: not shown>\n"]
+
+
+def test_a_failure_part_way_reports_what_was_written_before_it(dest: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_text("A\n")
+    (src / "b").symlink_to(src / "a")
+    written: list[str] = []
+    params = {"dest": str(dest), "files": None, "src": str(src), "names": ["a", "b"], "owner": None, "group": None}
+    module = SimpleNamespace(params={**params, "mode": "0644"}, check_mode=False, _diff=False)
+    with pytest.raises(Refused, match="src: b is a link"):
+        run(module, written)  # type: ignore[arg-type]
+    assert written == ["a"] and (dest / "a").read_text() == "A\n"
