@@ -13,7 +13,8 @@ description:
     all in one module execution. M(ansible.builtin.copy) or M(ansible.builtin.template) in a loop costs one
     execution per file (three with a read of the source on the node).
   - A file that differs is written to a new temporary file in O(dest) and renamed over its name, so a reader
-    sees the old file or the new one. A link or anything else in its place is replaced, never written through.
+    sees the old file or the new one. A link, a FIFO or any other file in its place is replaced, never written
+    through or read; a directory there is an error.
   - O(dest) is opened once, as a directory; every name is reached relative to it and must be a single
     component. O(dest) and O(src) themselves are the caller's paths and are followed like any path; pass
     directories that only the connecting account (or root) can change.
@@ -41,15 +42,20 @@ options:
     type: list
     elements: str
   owner:
-    description: The files' owner, a name or a numeric id. The running account when not given.
+    description:
+      - The files' owner, a name or a numeric id (all digits are read as an id, as M(ansible.builtin.copy)
+        reads them). The running account when not given.
     type: str
   group:
-    description: The files' group, a name or a numeric id. The running account's group when not given.
+    description:
+      - The files' group, a name or a numeric id (all digits are read as an id). The running account's group
+        when not given.
     type: str
   mode:
     description:
       - The files' mode, in octal, from C(0000) to C(7777) (a string such as C("0644"), or C(0o644)). A YAML
-        number written with a leading zero (C(0644)) is read as the octal number it is.
+        number written with a leading zero (C(0644)) is read as the octal number it is; one without (C(644)) is
+        decimal, as for M(ansible.builtin.copy), so quote the mode.
     type: raw
     default: "0644"
 attributes:
@@ -149,10 +155,21 @@ def read_current(parent: int, name: str, limit: int) -> tuple[bytes | None, os.s
         status = os.lstat(name, dir_fd=parent)
     except FileNotFoundError:
         return None, None
+    if stat.S_ISDIR(status.st_mode):
+        raise Refused(f"{name} is a directory: remove it first")
     if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or status.st_size > limit:
         return None, status
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
     try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent)
+    except OSError:
+        # Replaced since the look above: not read, and written anew.
+        return None, status
+    try:
+        # What was opened is judged again: another name may have been swapped in.
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode) or opened.st_nlink != 1 or opened.st_size > limit:
+            return None, opened
+        status = opened
         chunks, size = [], 0
         while size <= limit and (chunk := os.read(fd, 1 << 20)):
             chunks.append(chunk)
@@ -234,7 +251,7 @@ def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
         dest = os.open(p["dest"], os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
         if not module.check_mode:
-            raise
+            raise Refused("dest: the directory is not there: make it first") from None
         # Check mode before the directory is made: every file would be written.
         return {"changed": bool(names), "written": names}
     src = os.open(p["src"], os.O_RDONLY | os.O_DIRECTORY) if p["src"] is not None else None

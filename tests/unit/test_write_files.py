@@ -55,7 +55,7 @@ def test_check_mode_before_the_directory_is_made_would_write_every_file(tmp_path
     result = write_files(tmp_path / "missing", check=True, files={"a.conf": "A\n", "b.conf": "B\n"})
     assert result == {"changed": True, "written": ["a.conf", "b.conf"]}
     assert not (tmp_path / "missing").exists()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(Refused, match="dest: the directory is not there"):
         write_files(tmp_path / "missing", files={"a.conf": "A\n"})
 
 
@@ -172,3 +172,29 @@ def test_a_failure_part_way_reports_what_was_written_before_it(dest: Path, tmp_p
     with pytest.raises(Refused, match="src: b is a link"):
         run(module, written)  # type: ignore[arg-type]
     assert written == ["a"] and (dest / "a").read_text() == "A\n"
+
+
+def test_a_directory_at_a_name_is_refused_by_name(dest: Path) -> None:
+    (dest / "a").mkdir()
+    with pytest.raises(Refused, match="a is a directory"):
+        write_files(dest, files={"a": "A\n"})
+    assert [p.name for p in dest.iterdir()] == ["a"]
+
+
+def test_a_name_swapped_for_a_hard_link_after_the_look_is_not_shown(dest: Path, tmp_path: Path, monkeypatch) -> None:
+    """The look (lstat) saw a file of one link; what was opened is judged again, as it may be another."""
+    from ansible_collections.hpc.globus_compute.plugins.modules import write_files as module
+
+    (dest / "a").write_text("mine\n")
+    (tmp_path / "secret").write_text("secret\n")
+    real_open = os.open
+
+    def swap_then_open(path, flags, *args, **kwargs):
+        if path == "a" and not flags & os.O_WRONLY:
+            os.unlink(dest / "a")
+            os.link(tmp_path / "secret", dest / "a")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(module.os, "open", swap_then_open)
+    result = write_files(dest, check=True, files={"a": "A\n"})
+    assert "secret" not in result["diff"][0]["before"], result["diff"]
