@@ -24,10 +24,18 @@ author: hpc.globus_compute maintainers (@hpc-globus-compute)
 options:
   dest:
     description:
-      - The directory to write into. It must exist (make it first, with M(ansible.builtin.file)); in check mode a
-        missing one means that every file would be written.
+      - The directory to write into. Without O(dest_mode) it must exist; in check mode a missing one means that
+        every file would be written.
     type: path
     required: true
+  dest_mode:
+    description:
+      - The mode of O(dest) itself, in octal as O(mode) is. When given, O(dest) is made if it is not there, with
+        each missing directory above it, as M(ansible.builtin.file) with O(ansible.builtin.file#module:state=directory)
+        makes them (each made directory gets this mode, O(owner) and O(group)); a O(dest) that is there gets them
+        too. A directory that another host makes at the same time (a shared filesystem) is used as it is.
+      - Without it, O(dest) is left as it is.
+    type: raw
   files:
     description:
       - Each file's name in O(dest) and its content, as text. Mutually exclusive with O(src).
@@ -63,7 +71,9 @@ attributes:
     description: Reports the files that would be written, and their diffs, writing nothing.
     support: full
   diff_mode:
-    description: Shows each written file's old and new content, or its old and new owner, group and mode.
+    description:
+      - Shows each written file's old and new content, or its old and new owner, group and mode; and O(dest)'s
+        old and new owner, group and mode when O(dest_mode) changes them or O(dest) is made.
     support: full
 """
 
@@ -122,16 +132,16 @@ def account_id(option: str, value: str | None, lookup, default: int) -> int:
         raise Refused(f"{option}: no such {'account' if option == 'owner' else 'group'}: {value}") from None
 
 
-def file_mode(value: object) -> int:
+def file_mode(value: object, option: str = "mode") -> int:
     """The mode as a number: an int is one YAML already read (0644 is 420); a string is octal digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and re.fullmatch(r"(?:0o)?[0-7]{1,5}", value):
         number = int(value.removeprefix("0o"), 8)
     else:
-        raise Refused(f"mode: {value!r} is not an octal mode such as '0644'")
+        raise Refused(f"{option}: {value!r} is not an octal mode such as '0644'")
     if not 0 <= number <= 0o7777:
-        raise Refused(f"mode: {value!r} is not between 0000 and 7777")
+        raise Refused(f"{option}: {value!r} is not between 0000 and 7777")
     return number
 
 
@@ -237,6 +247,66 @@ def attributes(status: os.stat_result | None) -> dict:
     }
 
 
+def set_directory(fd: int, uid: int, gid: int, mode: int) -> None:
+    os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode)
+
+
+def make_directory(path: str, uid: int, gid: int, mode: int) -> None:
+    """Makes `path` and each missing directory above it, each owned uid:gid with `mode`. One that appears
+    meanwhile (another host making it on a shared filesystem) is used as it is. Raises OSError."""
+    missing = []
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            continue
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            set_directory(fd, uid, gid, mode)
+        finally:
+            os.close(fd)
+
+
+def open_dest(module: AnsibleModule, uid: int, gid: int, diffs: list[dict]) -> tuple[int | None, bool]:
+    """O(dest), opened (None in check mode when it is not there), and whether it was (or would be) made or
+    given dest_mode, owner and group; each such change goes into diffs."""
+    p = module.params
+    path = p["dest"]
+    mode = None if p["dest_mode"] is None else file_mode(p["dest_mode"], "dest_mode")
+    wanted = None if mode is None else {"state": "directory", "owner": uid, "group": gid, "mode": f"{mode:04o}"}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        if wanted is None:
+            if not module.check_mode:
+                raise Refused("dest: the directory is not there: make it first, or give dest_mode") from None
+            # Check mode before the directory is made: every file would be written.
+            return None, False
+        diffs.append({"before_header": path, "after_header": path, "before": {"state": "absent"}, "after": wanted})
+        if module.check_mode:
+            return None, True
+        make_directory(path, uid, gid, mode)
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW), True
+    if wanted is None:
+        return fd, False
+    before = attributes(os.fstat(fd))
+    if before == wanted:
+        return fd, False
+    diffs.append({"before_header": path, "after_header": path, "before": before, "after": wanted})
+    if not module.check_mode:
+        try:
+            set_directory(fd, uid, gid, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd, True
+
+
 def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
     """Writes what differs; `written` (if given) lists each name as it is written, for a failure's report."""
     p = module.params
@@ -247,19 +317,24 @@ def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
     gid = account_id("group", p["group"], grp.getgrnam, os.getegid())
     mode = file_mode(p["mode"])
     names = [check_name(n) for n in (p["files"] if p["files"] is not None else p["names"])]
-    try:
-        dest = os.open(p["dest"], os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        if not module.check_mode:
-            raise Refused("dest: the directory is not there: make it first") from None
-        # Check mode before the directory is made: every file would be written.
+    diffs: list[dict] = []
+    dest, dest_changed = open_dest(module, uid, gid, diffs)
+    if dest is None and p["dest_mode"] is None:
         return {"changed": bool(names), "written": names}
-    src = os.open(p["src"], os.O_RDONLY | os.O_DIRECTORY) if p["src"] is not None else None
-    diffs = []
+    try:
+        src = os.open(p["src"], os.O_RDONLY | os.O_DIRECTORY) if p["src"] is not None else None
+    except BaseException:
+        if dest is not None:
+            os.close(dest)
+        raise
     try:
         for name in names:
             data = content(p["files"][name], name) if src is None else read_source(src, name)
-            before, status = read_current(dest, name, max(len(data), MAX_DIFF + 1) if module._diff else len(data))
+            before, status = (
+                (None, None)
+                if dest is None
+                else read_current(dest, name, max(len(data), MAX_DIFF + 1) if module._diff else len(data))
+            )
             wanted = {"state": "file", "owner": uid, "group": gid, "mode": f"{mode:04o}"}
             if before == data and attributes(status) == wanted:
                 continue
@@ -278,10 +353,11 @@ def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
                 write_file(dest, name, data, uid, gid, mode)
             written.append(name)
     finally:
-        os.close(dest)
+        if dest is not None:
+            os.close(dest)
         if src is not None:
             os.close(src)
-    result: dict = {"changed": bool(written), "written": written}
+    result: dict = {"changed": bool(written) or dest_changed, "written": written}
     if diffs:
         result["diff"] = diffs
     return result
@@ -297,6 +373,7 @@ def main() -> None:
             "owner": {"type": "str"},
             "group": {"type": "str"},
             "mode": {"type": "raw", "default": "0644"},
+            "dest_mode": {"type": "raw"},
         },
         mutually_exclusive=[("files", "src")],
         required_one_of=[("files", "src")],

@@ -249,7 +249,7 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     runtime_dir.chmod(0o700)
     modes = [
         "hpc.globus_compute.python_envs : Record the environments as a local fact",
-        "hpc.globus_compute.python_envs : Create the runtime directory",
+        "hpc.globus_compute.python_envs : Install the checked runtime",
     ]
     checked, output = site_run(tmp, base, login, "--check")
     assert changed_tasks(output) == modes, output[-3000:]

@@ -11,7 +11,15 @@ from ansible_collections.hpc.globus_compute.plugins.modules.write_files import R
 
 
 def write_files(dest: Path, check: bool = False, **params: object) -> dict:
-    defaults = {"files": None, "src": None, "names": None, "owner": None, "group": None, "mode": "0644"}
+    defaults = {
+        "files": None,
+        "src": None,
+        "names": None,
+        "owner": None,
+        "group": None,
+        "mode": "0644",
+        "dest_mode": None,
+    }
     module = SimpleNamespace(params={**defaults, "dest": str(dest), **params})
     module.check_mode = check
     module._diff = True
@@ -57,6 +65,65 @@ def test_check_mode_before_the_directory_is_made_would_write_every_file(tmp_path
     assert not (tmp_path / "missing").exists()
     with pytest.raises(Refused, match="dest: the directory is not there"):
         write_files(tmp_path / "missing", files={"a.conf": "A\n"})
+
+
+def test_dest_mode_makes_the_directory_and_the_missing_ones_above_it(tmp_path: Path) -> None:
+    dest = tmp_path / "made" / "dest"
+    umask = os.umask(0o077)  # a hardened umask: the modes asked for are set, not masked
+    try:
+        result = write_files(dest, files={"a.conf": "A\n"}, dest_mode="0755")
+    finally:
+        os.umask(umask)
+    assert result["changed"] and result["written"] == ["a.conf"]
+    assert [d["before"] for d in result["diff"]] == [{"state": "absent"}, ""]
+    assert result["diff"][0]["after"] == {
+        "state": "directory",
+        "owner": os.geteuid(),
+        "group": os.getegid(),
+        "mode": "0755",
+    }
+    assert [p.stat().st_mode & 0o7777 for p in (dest.parent, dest)] == [0o755, 0o755]
+    assert (dest / "a.conf").read_text() == "A\n"
+    assert write_files(dest, files={"a.conf": "A\n"}, dest_mode="0755") == {"changed": False, "written": []}
+
+
+def test_dest_mode_in_check_mode_shows_the_directory_and_every_file_and_makes_nothing(tmp_path: Path) -> None:
+    result = write_files(tmp_path / "missing", check=True, files={"a.conf": "A\n"}, dest_mode="0755")
+    assert result["changed"] and result["written"] == ["a.conf"]
+    assert [(d["before"], d["after"]) for d in result["diff"]][1:] == [("", "A\n")]
+    assert result["diff"][0]["before"] == {"state": "absent"}
+    assert not (tmp_path / "missing").exists()
+
+
+def test_dest_mode_repairs_the_mode_of_a_directory_that_is_there(dest: Path) -> None:
+    write_files(dest, files={"a.conf": "A\n"})
+    dest.chmod(0o700)
+    checked = write_files(dest, check=True, files={"a.conf": "A\n"}, dest_mode="0755")
+    assert checked["changed"] and checked["written"] == []
+    assert [(d["before"]["mode"], d["after"]["mode"]) for d in checked["diff"]] == [("0700", "0755")]
+    assert dest.stat().st_mode & 0o7777 == 0o700
+    assert write_files(dest, files={"a.conf": "A\n"}, dest_mode="0755")["changed"]
+    assert dest.stat().st_mode & 0o7777 == 0o755
+
+
+def test_a_directory_made_meanwhile_by_another_host_is_used(tmp_path: Path, monkeypatch) -> None:
+    dest = tmp_path / "dest"
+    real_mkdir = os.mkdir
+
+    def raced(path, mode=0o777):  # another node of the cluster made it first
+        real_mkdir(path, 0o750)
+        raise FileExistsError(path)
+
+    monkeypatch.setattr(os, "mkdir", raced)
+    assert write_files(dest, files={"a.conf": "A\n"}, dest_mode="0755")["written"] == ["a.conf"]
+    assert (dest / "a.conf").read_text() == "A\n"
+
+
+@pytest.mark.parametrize("dest_mode", ["755x", "-1", 0o10000])
+def test_a_dest_mode_that_is_not_one_is_refused_by_name_before_anything_is_made(tmp_path: Path, dest_mode) -> None:
+    with pytest.raises(Refused, match=r"^dest_mode: "):
+        write_files(tmp_path / "missing", files={"a.conf": "A\n"}, dest_mode=dest_mode)
+    assert not (tmp_path / "missing").exists()
 
 
 def test_a_mode_alone_is_written_and_shown_as_attributes(dest: Path) -> None:
@@ -168,7 +235,7 @@ def test_a_failure_part_way_reports_what_was_written_before_it(dest: Path, tmp_p
     (src / "b").symlink_to(src / "a")
     written: list[str] = []
     params = {"dest": str(dest), "files": None, "src": str(src), "names": ["a", "b"], "owner": None, "group": None}
-    module = SimpleNamespace(params={**params, "mode": "0644"}, check_mode=False, _diff=False)
+    module = SimpleNamespace(params={**params, "mode": "0644", "dest_mode": None}, check_mode=False, _diff=False)
     with pytest.raises(Refused, match="src: b is a link"):
         run(module, written)  # type: ignore[arg-type]
     assert written == ["a"] and (dest / "a").read_text() == "A\n"
