@@ -62,6 +62,14 @@ options:
             executable file that belongs to root or the connecting account; otherwise RV(files.version) is empty.
         type: bool
         default: false
+      runs:
+        description:
+          - Absolute paths of other programs that this one runs when asked for its version (C(uvx) runs the C(uv)
+            beside it). With O(paths[].version), the file is run only when each of these, too, is a regular file
+            (not a link) that belongs to root or the connecting account.
+        type: list
+        elements: str
+        default: []
       follow:
         description:
           - Look at what a link (and a link it names) points to, as running the path would, instead of the link
@@ -266,7 +274,13 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
                 # Hostile nesting overflows the parser's stack: RecursionError, not a ValueError.
                 except (ValueError, RecursionError):
                     pass
-        if version and home is None and st.st_mode & 0o111 and st.st_uid in (0, os.geteuid()):
+        if (
+            version
+            and home is None
+            and st.st_mode & 0o111
+            and st.st_uid in (0, os.geteuid())
+            and all(owned(other) for other in entry.get("runs") or [])
+        ):
             try:
                 rc, out, err = module.run_command([path, "--version"], handle_exceptions=False)
             # Not a program the kernel runs (ENOEXEC, a missing #! interpreter): the status and
@@ -278,6 +292,15 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
     finally:
         if parent is not None:
             os.close(parent)
+
+
+def owned(path: str) -> bool:
+    """A regular file (not a link) that belongs to root or the connecting account."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid())
 
 
 def parents(*paths: str) -> list[list[object]]:
@@ -342,6 +365,7 @@ def main() -> None:
                     "follow": {"type": "bool", "default": False},
                     "parents": {"type": "bool", "default": False},
                     "search_path": {"type": "str"},
+                    "runs": {"type": "list", "elements": "str", "default": []},
                 },
             }
         },

@@ -32,8 +32,11 @@ options:
     description:
       - The mode of O(dest) itself, in octal as O(mode) is. When given, O(dest) is made if it is not there, with
         each missing directory above it, as M(ansible.builtin.file) with O(ansible.builtin.file#module:state=directory)
-        makes them (each made directory gets this mode, O(owner) and O(group)); a O(dest) that is there gets them
-        too. A directory that another host makes at the same time (a shared filesystem) is used as it is.
+        makes them; each made directory gets this mode, and O(owner) and O(group) (the running account's when not
+        given). A O(dest) that is there gets this mode, and O(owner) and O(group) only where they are given. A
+        directory that another host makes at the same time (a shared filesystem) is used as it is.
+      - A link at O(dest) is followed, as any path is; one to nothing is an error. Every content is checked, and
+        O(src) opened, before O(dest) is made or changed.
       - Without it, O(dest) is left as it is.
     type: raw
   files:
@@ -102,6 +105,7 @@ import os
 import pwd
 import re
 import stat
+from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hpc.globus_compute.plugins.module_utils.files import text, write_file
@@ -274,62 +278,84 @@ def make_directory(path: str, uid: int, gid: int, mode: int) -> None:
 
 def open_dest(module: AnsibleModule, uid: int, gid: int, diffs: list[dict]) -> tuple[int | None, bool]:
     """O(dest), opened (None in check mode when it is not there), and whether it was (or would be) made or
-    given dest_mode, owner and group; each such change goes into diffs."""
+    given dest_mode (and the owner and group, where given); each such change goes into diffs."""
     p = module.params
     path = p["dest"]
     mode = None if p["dest_mode"] is None else file_mode(p["dest_mode"], "dest_mode")
-    wanted = None if mode is None else {"state": "directory", "owner": uid, "group": gid, "mode": f"{mode:04o}"}
+    wanted: dict | None = None
+    if mode is not None:
+        # As ansible.builtin.file: an owner or group not given is left as it is (and the account's on a new one).
+        wanted = {"state": "directory", "mode": f"{mode:04o}"}
+        wanted.update({"owner": uid} if p["owner"] is not None else {})
+        wanted.update({"group": gid} if p["group"] is not None else {})
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise Refused("dest: a link to nothing: remove it, or point it at a directory") from None
         if wanted is None:
             if not module.check_mode:
                 raise Refused("dest: the directory is not there: make it first, or give dest_mode") from None
             # Check mode before the directory is made: every file would be written.
             return None, False
-        diffs.append({"before_header": path, "after_header": path, "before": {"state": "absent"}, "after": wanted})
+        made = {"state": "directory", "owner": uid, "group": gid, "mode": wanted["mode"]}
+        diffs.append({"before_header": path, "after_header": path, "before": {"state": "absent"}, "after": made})
         if module.check_mode:
             return None, True
         make_directory(path, uid, gid, mode)
         return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW), True
     if wanted is None:
         return fd, False
-    before = attributes(os.fstat(fd))
+    found = attributes(os.fstat(fd))
+    before = {key: found[key] for key in wanted}
     if before == wanted:
         return fd, False
     diffs.append({"before_header": path, "after_header": path, "before": before, "after": wanted})
     if not module.check_mode:
         try:
-            set_directory(fd, uid, gid, mode)
+            set_directory(fd, wanted.get("owner", -1), wanted.get("group", -1), mode)
         except BaseException:
             os.close(fd)
             raise
     return fd, True
 
 
-def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
-    """Writes what differs; `written` (if given) lists each name as it is written, for a failure's report."""
+@dataclass
+class Done:
+    """What a run has changed so far, for a failure's report: the names written, and whether O(dest) was."""
+
+    written: list[str] = field(default_factory=list)
+    dest: bool = False
+
+
+def run(module: AnsibleModule, done: Done | None = None) -> dict:
+    """Writes what differs; `done` (if given) records each change as it is made, for a failure's report."""
     p = module.params
-    written = [] if written is None else written
+    done = Done() if done is None else done
+    written = done.written
     if p["src"] is not None and p["names"] is None:
         raise Refused("names: the list of files to copy is required with src")
     uid = account_id("owner", p["owner"], pwd.getpwnam, os.geteuid())
     gid = account_id("group", p["group"], grp.getgrnam, os.getegid())
     mode = file_mode(p["mode"])
     names = [check_name(n) for n in (p["files"] if p["files"] is not None else p["names"])]
+    # Every content is checked, and the source opened, before dest is made or changed.
+    given = None if p["files"] is None else {name: content(p["files"][name], name) for name in names}
+    src = os.open(p["src"], os.O_RDONLY | os.O_DIRECTORY) if p["src"] is not None else None
     diffs: list[dict] = []
-    dest, dest_changed = open_dest(module, uid, gid, diffs)
+    try:
+        dest, done.dest = open_dest(module, uid, gid, diffs)
+    except BaseException:
+        if src is not None:
+            os.close(src)
+        raise
     if dest is None and p["dest_mode"] is None:
+        if src is not None:
+            os.close(src)
         return {"changed": bool(names), "written": names}
     try:
-        src = os.open(p["src"], os.O_RDONLY | os.O_DIRECTORY) if p["src"] is not None else None
-    except BaseException:
-        if dest is not None:
-            os.close(dest)
-        raise
-    try:
         for name in names:
-            data = content(p["files"][name], name) if src is None else read_source(src, name)
+            data = given[name] if given is not None else read_source(src, name)
             before, status = (
                 (None, None)
                 if dest is None
@@ -357,7 +383,7 @@ def run(module: AnsibleModule, written: list[str] | None = None) -> dict:
             os.close(dest)
         if src is not None:
             os.close(src)
-    result: dict = {"changed": bool(written) or dest_changed, "written": written}
+    result: dict = {"changed": bool(written) or done.dest, "written": written}
     if diffs:
         result["diff"] = diffs
     return result
@@ -380,12 +406,16 @@ def main() -> None:
         required_together=[("src", "names")],
         supports_check_mode=True,
     )
-    written: list[str] = []
+    done = Done()
     try:
-        module.exit_json(**run(module, written))
+        module.exit_json(**run(module, done))
     except (Refused, OSError, ValueError, OverflowError) as e:
-        # What was written before the failure stays written: said, and reported as a change.
-        module.fail_json(msg=f"write_files: {module.params['dest']}: {e}", changed=bool(written), written=written)
+        # What was written (or made) before the failure stays: said, and reported as a change.
+        module.fail_json(
+            msg=f"write_files: {module.params['dest']}: {e}",
+            changed=bool(done.written) or done.dest,
+            written=done.written,
+        )
 
 
 if __name__ == "__main__":

@@ -241,23 +241,30 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     assert read_stamp((env / ".ready").read_text())["name"] == "py3.11-gce4.19.0"
     assert read_stamp(kinds["ready stamp"][0].read_text())["name"] == "globus-compute-endpoint"
 
-    # Modes alone: the environments' record made private by hand, and the runtime's directory closed
-    # to the users whose workers source it. Check mode says so, as the real run repairs them; both
-    # name those tasks only: nothing else was left to repair.
+    # Modes alone: the environments' record and its directory made private by hand, uv closed to
+    # the users who run it, and the runtime's directory closed to the users whose workers source
+    # it. Check mode says so, as the real run repairs them; both name those tasks only: nothing
+    # else was left to repair.
     record, runtime_dir = base / "facts" / "hpc_globus_compute_envs.fact", base / "runtime"
     record.chmod(0o600)
+    record.parent.chmod(0o700)
     runtime_dir.chmod(0o700)
+    kinds["uv binary"][0].chmod(0o700)
     modes = [
+        "hpc.globus_compute.uv : Install uv, uvx and the policy into each home",
         "hpc.globus_compute.python_envs : Record the environments as a local fact",
         "hpc.globus_compute.python_envs : Install the checked runtime",
     ]
     checked, output = site_run(tmp, base, login, "--check")
     assert changed_tasks(output) == modes, output[-3000:]
     assert (record.stat().st_mode & 0o777, runtime_dir.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert record.parent.stat().st_mode & 0o777 == 0o700
     assert '"msg": "no worker started: check mode starts none"' in output, output[-3000:]
     repaired, output = site_run(tmp, base, login)
     assert changed_tasks(output) == modes, output[-3000:]
     assert (record.stat().st_mode & 0o777, runtime_dir.stat().st_mode & 0o777) == (0o644, 0o755)
+    assert record.parent.stat().st_mode & 0o777 == 0o755
+    assert kinds["uv binary"][0].stat().st_mode & 0o777 == 0o755
 
     # A directory of builds others can write (any of them could swap a build): build-env.sh refuses
     # it, so a run with nothing to build refuses it too, and changes nothing.

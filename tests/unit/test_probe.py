@@ -115,6 +115,30 @@ def test_version_never_runs_another_accounts_executable(tmp_path: Path) -> None:
     assert stat.S_IMODE(uv.stat().st_mode) == 0o755
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own a file as another account")
+def test_version_never_runs_a_program_whose_helper_another_account_owns(tmp_path: Path) -> None:
+    """uvx runs the uv beside it: root's uvx next to another account's uv is not run."""
+    uv, uvx = tmp_path / "uv", tmp_path / "uvx"
+    uv.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    uvx.write_text(f'#!/bin/sh\nexec "{uv}" tool uvx "$@"\n')
+    uv.chmod(0o755)
+    uvx.chmod(0o755)
+    entry = {"path": str(uvx), "version": True, "runs": [str(uv)]}
+    os.chown(uv, 65534, 65534)
+    assert probe(entry)[str(uvx)]["version"] == ""
+    # A link to root's own file is not taken either: the link is what uvx names.
+    uv.unlink()
+    (tmp_path / "real-uv").write_text("#!/bin/sh\necho uv 0.13.9\n")
+    uv.symlink_to(tmp_path / "real-uv")
+    assert probe(entry)[str(uvx)]["version"] == ""
+    assert not (tmp_path / "ran").exists()
+    # Both root's: run.
+    uv.unlink()
+    uv.write_text("#!/bin/sh\necho uv 0.13.9\n")
+    uv.chmod(0o755)
+    assert probe(entry)[str(uvx)]["version"] == "uv 0.13.9\n"
+
+
 def test_version_reports_the_status_of_a_failed_run(tmp_path: Path) -> None:
     uv = tmp_path / "uv"
     uv.write_text("#!/bin/sh\necho cut short >&2\nexit 126\n")

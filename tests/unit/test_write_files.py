@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from ansible_collections.hpc.globus_compute.plugins.modules.write_files import Refused, run
+from ansible_collections.hpc.globus_compute.plugins.modules.write_files import Done, Refused, run
 
 
 def write_files(dest: Path, check: bool = False, **params: object) -> dict:
@@ -233,12 +233,14 @@ def test_a_failure_part_way_reports_what_was_written_before_it(dest: Path, tmp_p
     src.mkdir()
     (src / "a").write_text("A\n")
     (src / "b").symlink_to(src / "a")
-    written: list[str] = []
+    done = Done()
     params = {"dest": str(dest), "files": None, "src": str(src), "names": ["a", "b"], "owner": None, "group": None}
-    module = SimpleNamespace(params={**params, "mode": "0644", "dest_mode": None}, check_mode=False, _diff=False)
+    module = SimpleNamespace(params={**params, "mode": "0644", "dest_mode": "0750"}, check_mode=False, _diff=False)
     with pytest.raises(Refused, match="src: b is a link"):
-        run(module, written)  # type: ignore[arg-type]
-    assert written == ["a"] and (dest / "a").read_text() == "A\n"
+        run(module, done)  # type: ignore[arg-type]
+    assert done.written == ["a"] and (dest / "a").read_text() == "A\n"
+    # dest was given its mode before: that is said too.
+    assert done.dest and dest.stat().st_mode & 0o7777 == 0o750
 
 
 def test_a_directory_at_a_name_is_refused_by_name(dest: Path) -> None:
@@ -265,3 +267,31 @@ def test_a_name_swapped_for_a_hard_link_after_the_look_is_not_shown(dest: Path, 
     monkeypatch.setattr(module.os, "open", swap_then_open)
     result = write_files(dest, check=True, files={"a": "A\n"})
     assert "secret" not in result["diff"][0]["before"], result["diff"]
+
+
+def test_content_is_checked_before_dest_is_made(tmp_path: Path) -> None:
+    with pytest.raises(Refused, match="the content of x is a dict"):
+        write_files(tmp_path / "made" / "dest", files={"x": {"a": 1}}, dest_mode="0750")
+    assert not (tmp_path / "made").exists()
+    with pytest.raises(FileNotFoundError):
+        write_files(tmp_path / "made", src=str(tmp_path / "no-source"), names=["a"], dest_mode="0750")
+    assert not (tmp_path / "made").exists()
+
+
+@pytest.mark.parametrize("check", [True, False])
+def test_a_link_to_nothing_at_dest_is_refused_by_name(tmp_path: Path, check: bool) -> None:
+    (tmp_path / "dest").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(Refused, match=r"^dest: a link to nothing"):
+        write_files(tmp_path / "dest", check=check, files={"a": "A\n"}, dest_mode="0755")
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory another group")
+def test_dest_mode_leaves_an_owner_and_group_not_given_as_they_are(dest: Path) -> None:
+    os.chown(dest, 65534, 65534)
+    dest.chmod(0o700)
+    result = write_files(dest, files={"a": "A\n"}, dest_mode="0755")
+    assert result["diff"][0]["before"] == {"state": "directory", "mode": "0700"}
+    assert (dest.stat().st_uid, dest.stat().st_gid, dest.stat().st_mode & 0o7777) == (65534, 65534, 0o755)
+    write_files(dest, files={"a": "A\n"}, dest_mode="0755", owner="0", group="0")
+    assert (dest.stat().st_uid, dest.stat().st_gid) == (0, 0)
