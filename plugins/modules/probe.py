@@ -59,14 +59,16 @@ options:
       version:
         description:
           - Run the file with C(--version) and return its output in RV(files.version), when it is a regular
-            executable file that belongs to root or the connecting account; otherwise RV(files.version) is empty.
+            executable file that belongs to root or the connecting account, in directories that only root or that
+            account can change (one others can write to counts only if it is sticky, as C(/tmp) is); otherwise
+            RV(files.version) is empty.
         type: bool
         default: false
       runs:
         description:
           - Absolute paths of other programs that this one runs when asked for its version (C(uvx) runs the C(uv)
             beside it). With O(paths[].version), the file is run only when each of these, too, is a regular file
-            (not a link) that belongs to root or the connecting account.
+            (not a link) that belongs to root or the connecting account, in directories only they can change.
         type: list
         elements: str
         default: []
@@ -279,7 +281,7 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             and home is None
             and st.st_mode & 0o111
             and st.st_uid in (0, os.geteuid())
-            and all(owned(other) for other in entry.get("runs") or [])
+            and all(owned(program) for program in [path, *(entry.get("runs") or [])])
         ):
             try:
                 rc, out, err = module.run_command([path, "--version"], handle_exceptions=False)
@@ -295,12 +297,23 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
 
 
 def owned(path: str) -> bool:
-    """A regular file (not a link) that belongs to root or the connecting account."""
+    """A regular file (not a link) of root or the connecting account, in directories that no other account
+    can rename it out of: each one above it, links resolved, is root's or the account's, and others cannot
+    write to it (unless it is sticky, as /tmp is: then they cannot rename what is not theirs)."""
     try:
         st = os.lstat(path)
+        if not (stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid())):
+            return False
+        directory = os.path.dirname(os.path.realpath(path))
+        while True:
+            dst = os.stat(directory)
+            if dst.st_uid not in (0, os.geteuid()) or (dst.st_mode & 0o002 and not dst.st_mode & stat.S_ISVTX):
+                return False
+            if directory == "/":
+                return True
+            directory = os.path.dirname(directory)
     except OSError:
         return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid())
 
 
 def parents(*paths: str) -> list[list[object]]:

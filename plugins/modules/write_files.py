@@ -34,7 +34,7 @@ options:
         each missing directory above it, as M(ansible.builtin.file) with O(ansible.builtin.file#module:state=directory)
         makes them; each made directory gets this mode, and O(owner) and O(group) (the running account's when not
         given). A O(dest) that is there gets this mode, and O(owner) and O(group) only where they are given. A
-        directory that another host makes at the same time (a shared filesystem) is used as it is.
+        directory that another host makes at the same time (a shared filesystem) is used, and given the same.
       - A link at O(dest) is followed, as any path is; one to nothing is an error. Every content is checked, and
         O(src) opened, before O(dest) is made or changed.
       - Without it, O(dest) is left as it is.
@@ -281,6 +281,8 @@ def open_dest(module: AnsibleModule, uid: int, gid: int, diffs: list[dict]) -> t
     given dest_mode (and the owner and group, where given); each such change goes into diffs."""
     p = module.params
     path = p["dest"]
+    # A link is followed, as any path is: the diff names where it leads.
+    header = f"{path} -> {os.path.realpath(path)}" if os.path.islink(path) else path
     mode = None if p["dest_mode"] is None else file_mode(p["dest_mode"], "dest_mode")
     wanted: dict | None = None
     if mode is not None:
@@ -299,18 +301,25 @@ def open_dest(module: AnsibleModule, uid: int, gid: int, diffs: list[dict]) -> t
             # Check mode before the directory is made: every file would be written.
             return None, False
         made = {"state": "directory", "owner": uid, "group": gid, "mode": wanted["mode"]}
-        diffs.append({"before_header": path, "after_header": path, "before": {"state": "absent"}, "after": made})
+        diffs.append({"before_header": header, "after_header": header, "before": {"state": "absent"}, "after": made})
         if module.check_mode:
             return None, True
         make_directory(path, uid, gid, mode)
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW), True
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            # Another account may have made it first: it gets what was asked, as the file module gives it.
+            set_directory(fd, uid, gid, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, True
     if wanted is None:
         return fd, False
     found = attributes(os.fstat(fd))
     before = {key: found[key] for key in wanted}
     if before == wanted:
         return fd, False
-    diffs.append({"before_header": path, "after_header": path, "before": before, "after": wanted})
+    diffs.append({"before_header": header, "after_header": header, "before": before, "after": wanted})
     if not module.check_mode:
         try:
             set_directory(fd, wanted.get("owner", -1), wanted.get("group", -1), mode)

@@ -139,6 +139,20 @@ def test_version_never_runs_a_program_whose_helper_another_account_owns(tmp_path
     assert probe(entry)[str(uvx)]["version"] == "uv 0.13.9\n"
 
 
+def test_version_runs_nothing_in_a_directory_others_can_write_to(tmp_path: Path) -> None:
+    """Another account could rename its own program over it between the look and the run."""
+    shared = tmp_path / "bin"
+    shared.mkdir()
+    uv = shared / "uv"
+    uv.write_text('#!/bin/sh\necho "uv 0.13.9"\n')
+    uv.chmod(0o755)
+    shared.chmod(0o777)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == ""
+    # Sticky, as /tmp is: nobody else can rename what is not theirs.
+    shared.chmod(0o1777)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == "uv 0.13.9\n"
+
+
 def test_version_reports_the_status_of_a_failed_run(tmp_path: Path) -> None:
     uv = tmp_path / "uv"
     uv.write_text("#!/bin/sh\necho cut short >&2\nexit 126\n")

@@ -106,7 +106,7 @@ def test_dest_mode_repairs_the_mode_of_a_directory_that_is_there(dest: Path) -> 
     assert dest.stat().st_mode & 0o7777 == 0o755
 
 
-def test_a_directory_made_meanwhile_by_another_host_is_used(tmp_path: Path, monkeypatch) -> None:
+def test_a_directory_made_meanwhile_by_another_host_is_used_and_given_its_mode(tmp_path: Path, monkeypatch) -> None:
     dest = tmp_path / "dest"
     real_mkdir = os.mkdir
 
@@ -117,6 +117,8 @@ def test_a_directory_made_meanwhile_by_another_host_is_used(tmp_path: Path, monk
     monkeypatch.setattr(os, "mkdir", raced)
     assert write_files(dest, files={"a.conf": "A\n"}, dest_mode="0755")["written"] == ["a.conf"]
     assert (dest / "a.conf").read_text() == "A\n"
+    # It gets what was asked all the same, as ansible.builtin.file gives it.
+    assert dest.stat().st_mode & 0o7777 == 0o755
 
 
 @pytest.mark.parametrize("dest_mode", ["755x", "-1", 0o10000])
