@@ -296,6 +296,12 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             os.close(parent)
 
 
+def directories_above(path: str) -> list[str]:
+    """Each directory above the absolute ``path`` as it is named, from ``/`` down."""
+    parts = path.split("/")[1:-1]
+    return ["/" + "/".join(parts[:depth]) for depth in range(len(parts) + 1)]
+
+
 def owned(path: str) -> bool:
     """A regular file (not a link) of root or the connecting account, in directories that no other account
     can rename it out of: each one above it, links resolved, is root's or the account's, and others cannot
@@ -304,14 +310,11 @@ def owned(path: str) -> bool:
         st = os.lstat(path)
         if not (stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid())):
             return False
-        directory = os.path.dirname(os.path.realpath(path))
-        while True:
+        for directory in directories_above(os.path.realpath(path)):
             dst = os.stat(directory)
             if dst.st_uid not in (0, os.geteuid()) or (dst.st_mode & 0o002 and not dst.st_mode & stat.S_ISVTX):
                 return False
-            if directory == "/":
-                return True
-            directory = os.path.dirname(directory)
+        return True
     except OSError:
         return False
 
@@ -320,9 +323,7 @@ def parents(*paths: str) -> list[list[object]]:
     """Owner and mode of each directory above each path (links in them resolved, as running it resolves them)."""
     found: list[list[object]] = []
     for path in paths:
-        parts = path.split("/")[1:-1]
-        for depth in range(len(parts) + 1):
-            directory = "/" + "/".join(parts[:depth])
+        for directory in directories_above(path):
             if any(seen[0] == directory for seen in found):
                 continue
             try:
