@@ -257,22 +257,45 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
 
 
 @NEEDS_ROOT
-def test_a_mistyped_report_choice_stops_the_site_before_any_role(site: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [
+        (
+            "hpc_gc_report=alway",
+            'hpc_gc_report: "alway" is neither changed (the default: start workers only after a run that deployed'
+            " something) nor always.",
+        ),
+        # Ansible reads the next two as the rollout play's keywords, as it starts: a traceback, or (a
+        # negative budget) every batch ended before its first task without a word.
+        ("hpc_gc_serial=abc", 'hpc_gc_serial: "abc" is not a batch size'),
+        ("hpc_gc_serial=2.5", 'hpc_gc_serial: "2.5" is not a batch size'),
+        ("hpc_gc_serial=0%", 'hpc_gc_serial: "0%" is not a batch size'),
+        ('{"hpc_gc_serial": [1, "x"]}', 'hpc_gc_serial: [1, "x"] is not a batch size'),
+        ('{"hpc_gc_serial": []}', "hpc_gc_serial: [] is not a batch size"),
+        ("hpc_gc_max_fail_percentage=-5", 'hpc_gc_max_fail_percentage: "-5" is not a percentage from 0 to 100'),
+        ("hpc_gc_max_fail_percentage=150", 'hpc_gc_max_fail_percentage: "150" is not a percentage from 0 to 100'),
+    ],
+    ids=[
+        "report",
+        "serial-word",
+        "serial-fraction",
+        "serial-no-hosts",
+        "serial-list",
+        "serial-empty",
+        "budget-negative",
+        "budget-over",
+    ],
+)
+def test_a_slip_in_the_rollouts_own_variables_stops_it_before_any_role(site: Path, extra: str, shown: str) -> None:
     before = checksums(site)
     result = run_playbook(
         site.parent,
         "hpc.globus_compute.site",
         {**python_envs_vars(site), **endpoint_vars(site)},
-        args=["--skip-tags", "uv", "-e", "hpc_gc_report=alway"],
+        args=["--skip-tags", "uv", "-e", extra],
         private_system=True,
     )
-    assert_refused(
-        result,
-        site,
-        before,
-        'hpc_gc_report: "alway" is neither changed (the default: start workers only after a run that deployed'
-        " something) nor always.",
-    )
+    assert_refused(result, site, before, shown)
     assert "PLAY [Roll out" not in result.stdout
 
 
