@@ -59,9 +59,8 @@ options:
       version:
         description:
           - Run the file with C(--version) and return its output in RV(files.version), when it is a regular
-            executable file that belongs to root or the connecting account, in directories that only root or that
-            account can change (one others can write to counts only if it is sticky, as C(/tmp) is); otherwise
-            RV(files.version) is empty.
+            executable file that belongs to root or the connecting account and that only they can change, as
+            RV(files.trusted) tells (itself and every directory above it); otherwise RV(files.version) is empty.
         type: bool
         default: false
       runs:
@@ -76,6 +75,12 @@ options:
         description:
           - Look at what a link (and a link it names) points to, as running the path would, instead of the link
             itself. Not below a home.
+        type: bool
+        default: false
+      trusted:
+        description:
+          - Report in RV(files.trusted) whether only root and the connecting account can change what the path
+            names. Not below a home.
         type: bool
         default: false
       parents:
@@ -144,6 +149,13 @@ files:
       description:
         - Whether its group or others may write it without the sticky bit (with it, only an entry's owner may move
           the entry), the test of C(build-env.sh --trusted); false for a link or when absent.
+      type: bool
+    trusted:
+      description:
+        - With O(paths[].trusted), whether the path (links resolved, when it is there) and each directory above it
+          belong to root or the connecting account, and others cannot write to any of them (a sticky directory,
+          as C(/tmp) is, counts, for nobody else can rename what is not theirs). Directories not made yet do not
+          count. The same test gates O(paths[].version). False without O(paths[].trusted).
       type: bool
     size:
       description: The size in bytes (-1 when absent).
@@ -302,21 +314,32 @@ def directories_above(path: str) -> list[str]:
     return ["/" + "/".join(parts[:depth]) for depth in range(len(parts) + 1)]
 
 
+def trusted(path: str) -> bool:
+    """Whether only root and the connecting account can change what ``path`` names: it (links resolved, when it
+    is there) and each directory above it is theirs, and others cannot write to it, unless it is a sticky
+    directory, as /tmp is (then they cannot rename what is not theirs). A directory not made yet does not
+    count: whoever asks makes it. Any other error reads as not trusted."""
+    real = os.path.realpath(path)
+    for name in [*directories_above(real), real]:
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+        sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if st.st_uid not in (0, os.geteuid()) or (st.st_mode & 0o002 and not sticky):
+            return False
+    return True
+
+
 def owned(path: str) -> bool:
-    """A regular file (not a link) of root or the connecting account, in directories that no other account
-    can rename it out of: each one above it, links resolved, is root's or the account's, and others cannot
-    write to it (unless it is sticky, as /tmp is: then they cannot rename what is not theirs)."""
+    """A regular file (not a link) of root or the connecting account that only they can change (trusted)."""
     try:
         st = os.lstat(path)
-        if not (stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid())):
-            return False
-        for directory in directories_above(os.path.realpath(path)):
-            dst = os.stat(directory)
-            if dst.st_uid not in (0, os.geteuid()) or (dst.st_mode & 0o002 and not dst.st_mode & stat.S_ISVTX):
-                return False
-        return True
     except OSError:
         return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid in (0, os.geteuid()) and trusted(path)
 
 
 def parents(*paths: str) -> list[list[object]]:
@@ -359,6 +382,7 @@ def run(module: AnsibleModule) -> dict[str, object]:
         files[key] = look(module, path, home, entry)
         files[key]["found"] = path
         files[key]["parents"] = parents(named, path) if home is None and entry.get("parents") else []
+        files[key]["trusted"] = trusted(path) if home is None and entry.get("trusted") else False
     return {"changed": False, "files": files}
 
 
@@ -378,6 +402,7 @@ def main() -> None:
                     "checksum": {"type": "bool", "default": True},
                     "follow": {"type": "bool", "default": False},
                     "parents": {"type": "bool", "default": False},
+                    "trusted": {"type": "bool", "default": False},
                     "search_path": {"type": "str"},
                     "runs": {"type": "list", "elements": "str", "default": []},
                 },

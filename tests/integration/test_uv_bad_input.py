@@ -136,3 +136,17 @@ def test_the_watch_sees_every_file_an_install_writes(tmp_path: Path) -> None:
     assert result.system_changes == sorted(f"{path} file" for path in [*recorded, manifest])
     assert not result.home_changes, result.home_changes
     assert not Path(bin_dir).parent.exists()
+
+
+@pytest.mark.skipif(not is_root(), reason="a system install is root's")
+@pytest.mark.parametrize("open_one", ["bin_dir", "above"])
+def test_a_uv_bin_dir_another_account_can_change_is_refused(tmp_path: Path, open_one: str) -> None:
+    """Another account could put its own uv there, which root and every worker would then run: before, the
+    probe ran nothing there and every run installed uv again, reporting a change and naming nothing."""
+    above = tmp_path / "shared"
+    bin_dir = above / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir if open_one == "bin_dir" else above).chmod(0o777)
+    result = run_role(tmp_path, uv_scope="system", uv_version=VERSION, uv_bin_dir=str(bin_dir))
+    assert_fails_with(result, f"{bin_dir}: another account can change it", "Nothing was changed")
+    assert list(bin_dir.iterdir()) == []

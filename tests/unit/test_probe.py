@@ -335,3 +335,53 @@ def test_others_write_is_group_or_other_write_without_the_sticky_bit(tmp_path: P
         "open": True,
         "sticky": False,
     }
+
+
+def test_version_runs_no_program_others_can_write(tmp_path: Path) -> None:
+    """A root's program of mode 0777 is anybody's: they could write their own code into it."""
+    uv = tmp_path / "uv"
+    uv.write_text('#!/bin/sh\necho "uv 0.13.9"\n')
+    uv.chmod(0o777)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == ""
+    # A sticky bit on a file protects nothing.
+    uv.chmod(0o1777)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == ""
+    uv.chmod(0o755)
+    assert probe({"path": str(uv), "version": True})[str(uv)]["version"] == "uv 0.13.9\n"
+
+
+def test_trusted_names_a_directory_others_can_change_or_that_is_below_one(tmp_path: Path) -> None:
+    top = tmp_path / "top"
+    bin_dir = top / "bin"
+    bin_dir.mkdir(parents=True)
+    missing = bin_dir / "not" / "made"
+
+    def found() -> list[bool]:
+        paths = [bin_dir, missing]
+        result = probe(*({"path": str(p), "trusted": True} for p in paths))
+        return [result[str(p)]["trusted"] for p in paths]
+
+    assert found() == [True, True]
+    # Not asked: false, as others_write is for what was not looked at.
+    assert probe({"path": str(bin_dir)})[str(bin_dir)]["trusted"] is False
+    bin_dir.chmod(0o777)
+    assert found() == [False, False]
+    bin_dir.chmod(0o1777)
+    assert found() == [True, True]
+    bin_dir.chmod(0o755)
+    # Above it: anybody could rename bin away and put their own in its place.
+    top.chmod(0o777)
+    assert found() == [False, False]
+    top.chmod(0o755)
+    # Group write is the group's members' business (Debian's staff and /usr/local): not refused.
+    bin_dir.chmod(0o775)
+    assert found() == [True, True]
+
+
+def test_trusted_follows_links_to_what_they_name(tmp_path: Path) -> None:
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    link = tmp_path / "bin"
+    link.symlink_to(open_dir)
+    assert probe({"path": str(link), "trusted": True})[str(link)]["trusted"] is False
