@@ -21,6 +21,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.validation import check_type_dict
 from ansible.module_utils.errors import ArgumentTypeError, RequiredError
 from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
 
 COLLECTION = Path(__file__).resolve().parents[2]
 # Types whose value differs from what `-e key=value` or a quoted YAML scalar gives.
@@ -68,6 +69,31 @@ def _numbers_for_strings(name: str, spec: dict, value: object) -> list[str]:
             if key in value:
                 found += _numbers_for_strings(f"{name}.{key}", option, value[key])
     return found
+
+
+def _stray_extra_vars(own: object, given: dict) -> list[str]:
+    """Extra vars (-e) with the playbook's prefix that it does not read: a slip that would be ignored.
+
+    ``own`` is the ``extra_vars`` option, ``{"playbook": str, "prefix": str, "names": [str]}``; ``given``
+    holds the run's extra vars. Raises AnsibleError when the option is not of that shape."""
+    if not (
+        isinstance(own, dict)
+        and set(own) == {"playbook", "prefix", "names"}
+        and isinstance(own["playbook"], str)
+        and isinstance(own["prefix"], str)
+        and own["prefix"]
+        and isinstance(own["names"], list)
+        and all(isinstance(name, str) and name.startswith(own["prefix"]) for name in own["names"])
+    ):
+        raise AnsibleError("validate_vars: extra_vars must be {playbook: str, prefix: str, names: [prefix...]}")
+    problems = []
+    # Compared without the prefix they share, which would make every name look close.
+    cut = len(own["prefix"])
+    for name in sorted(str(n) for n in given if str(n).startswith(own["prefix"]) and n not in own["names"]):
+        close = difflib.get_close_matches(name[cut:], [known[cut:] for known in own["names"]], n=1)
+        hint = f"did you mean {own['prefix']}{close[0]}?" if close else f"it reads {', '.join(own['names'])}"
+        problems.append(f"{name} is not a variable of {own['playbook']}: {hint}")
+    return problems
 
 
 def _subject(problem: str) -> str:
@@ -252,6 +278,8 @@ class ActionModule(ActionBase):
                 f"-e: {_show(stray)} is not name=value: the shell split a value at its spaces; "
                 "quote the whole pair, e.g. -e 'name=\"a b\"'"
             )
+        if self._task.args.get("extra_vars") is not None:
+            problems += _stray_extra_vars(self._task.args["extra_vars"], load_extra_vars(self._loader))
         facts: dict = {}
         defer = bool(self._task.args.get("defer_undefined"))
         for role in roles:

@@ -12,6 +12,7 @@ description:
     C(defaults/main.yml) under the play's own, with Ansible's C(ArgumentSpecValidator).
   - Refuses a variable with a role's prefix (C(uv_), C(python_envs_), C(endpoint_)) that the role does not know,
     naming the closest known variable.
+  - With O(extra_vars), refuses an extra var with the playbook's prefix that the playbook does not read.
   - Fails with one short line per problem (variable, value, what is allowed), before anything is changed.
   - Returns, as facts named C(__<variable>), the converted value of every option whose type is not a string, so
     that C(-e python_envs_prune=true) is the boolean V(true). The roles read these facts.
@@ -31,6 +32,28 @@ options:
         naming the variable. Without it, every such value fails naming the variable.
     type: bool
     default: false
+  extra_vars:
+    description:
+      - The extra vars a playbook itself reads. Any other extra var (C(-e)) that starts with O(extra_vars.prefix)
+        is refused, naming the closest of O(extra_vars.names). Inventory variables are not checked, so an
+        inventory may define its own with that prefix (as C(inventories/local) defines C(hpc_gc_home)).
+      - Extra vars come from the command line (C(ansible.utils.vars.load_extra_vars)), files given with C(-e @file)
+        included.
+    type: dict
+    suboptions:
+      playbook:
+        description: The playbook's name, as the refusal shows it.
+        type: str
+        required: true
+      prefix:
+        description: The prefix of the playbook's own variables.
+        type: str
+        required: true
+      names:
+        description: Every variable of the playbook with that prefix.
+        type: list
+        elements: str
+        required: true
 attributes:
   check_mode:
     description: Runs in check mode and returns the same result.
@@ -48,6 +71,14 @@ EXAMPLES = r"""
 - name: Check every role's variables before changing anything
   hpc.globus_compute.validate_vars:
     roles: [uv, python_envs, endpoint]
+
+- name: Check them, and that every -e hpc_gc_* is one the playbook reads
+  hpc.globus_compute.validate_vars:
+    roles: [uv, python_envs]
+    extra_vars:
+      playbook: site.yml
+      prefix: hpc_gc_
+      names: [hpc_gc_hosts, hpc_gc_serial]
 """
 
 RETURN = r"""

@@ -274,6 +274,8 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
         ('{"hpc_gc_serial": []}', "hpc_gc_serial: [] is not a batch size"),
         ("hpc_gc_max_fail_percentage=-5", 'hpc_gc_max_fail_percentage: "-5" is not a percentage from 0 to 100'),
         ("hpc_gc_max_fail_percentage=150", 'hpc_gc_max_fail_percentage: "150" is not a percentage from 0 to 100'),
+        ("hpc_gc_seria=1", "hpc_gc_seria is not a variable of site.yml: did you mean hpc_gc_serial?"),
+        ("hpc_gc_canary=node1", "hpc_gc_canary is not a variable of site.yml: it reads hpc_gc_hosts, hpc_gc_endpoint"),
     ],
     ids=[
         "report",
@@ -284,6 +286,8 @@ def test_an_interpreter_that_does_not_run_is_refused(site: Path) -> None:
         "serial-empty",
         "budget-negative",
         "budget-over",
+        "misspelt",
+        "unknown",
     ],
 )
 def test_a_slip_in_the_rollouts_own_variables_stops_it_before_any_role(site: Path, extra: str, shown: str) -> None:
