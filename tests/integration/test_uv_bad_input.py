@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import role_runner
-from accounts import is_root, uv_release
+from accounts import accounts, as_user, is_root, uv_release
 from role_runner import assert_fails_with
 
 # A release nobody has: unique to this run, so no stage of it exists on the machine.
@@ -150,3 +150,37 @@ def test_a_uv_bin_dir_another_account_can_change_is_refused(tmp_path: Path, open
     result = run_role(tmp_path, uv_scope="system", uv_version=VERSION, uv_bin_dir=str(bin_dir))
     assert_fails_with(result, f"{bin_dir}: another account can change it", "Nothing was changed")
     assert list(bin_dir.iterdir()) == []
+
+
+# The controller's Python lies under /root, which no other account can enter: the account runs the same
+# ansible-core with the system's Python 3.11 (the same ABI).
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+@pytest.mark.skipif(not is_root() or not SYSTEM_PYTHON.exists(), reason="makes the account it runs the role as")
+@pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
+@pytest.mark.parametrize("scope", ["system", "other-users"])
+def test_what_only_root_may_write_is_refused_for_another_account(tmp_path: Path, scope: str, check: bool) -> None:
+    """Before, a system install by an account other than root failed on the probe's Permission denied for
+    /var/lib/hpc_globus_compute/uv.json, naming neither uv_scope nor root."""
+    root = role_runner.ROOT
+    site_packages = next((root / ".venv" / "lib").glob("python3*/site-packages"))
+    with accounts("uvadmin") as made:
+        [(login, home)] = made.items()
+        variables = {"uv_scope": "system"} if scope == "system" else {"uv_scope": "user", "uv_users": [login, "root"]}
+        playbook = home / "uv.yml"
+        playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [hpc.globus_compute.uv]\n")
+        before = sorted(str(p) for p in home.rglob("*"))
+        command = (
+            f"cd {home} && ANSIBLE_COLLECTIONS_PATH={root}/.cache/collections PYTHONPATH={site_packages}"
+            f" {SYSTEM_PYTHON} -m ansible playbook -i localhost, -c local {playbook} -e '{json.dumps(variables)}'"
+            f" -e ansible_python_interpreter={SYSTEM_PYTHON} {'--check' if check else ''}"
+        )
+        result = as_user(login, command)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        wrote = "uv_scope=system writes /usr/local/bin, /etc/uv and /var/lib/hpc_globus_compute"
+        others = "uv_users: root are other accounts, whose homes"
+        assert f"{wrote if scope == 'system' else others} only root can write, and {login} is not root" in output
+        assert "Nothing was changed" in output
+        assert sorted(str(p) for p in home.rglob("*") if ".ansible" not in p.parts) == before
