@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -14,7 +15,9 @@ from role_runner import ROOT, assert_fails_with, run_role
 from versions import UV_TOO_OLD
 
 
-def run_python_envs(tmp_path: Path, args: list[str] | None = None, **variables: object):
+def run_python_envs(
+    tmp_path: Path, args: list[str] | None = None, env: dict[str, str] | None = None, **variables: object
+):
     base = {
         "python_envs_runtime_dir": str(tmp_path / "runtime"),
         # Its fact too: a refused run records nothing, here or in /etc/ansible.
@@ -23,7 +26,7 @@ def run_python_envs(tmp_path: Path, args: list[str] | None = None, **variables: 
         "python_envs_uv": str(ROOT / ".venv" / "bin" / "uv"),
     }
     # Every system tree watched too (/etc/ansible, /opt/hpc_globus_compute ...).
-    return run_role(tmp_path, "python_envs", {**base, **variables}, args=args, private_system=True)
+    return run_role(tmp_path, "python_envs", {**base, **variables}, args=args, env=env, private_system=True)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +73,30 @@ def test_another_accounts_uv_is_refused(tmp_path: Path, args: list[str]) -> None
         uv = uv_from_wheel(artifacts() / "uv" / UV_TOO_OLD, home / "uv")
         shutil.chown(uv, login, login)
         result = run_python_envs(tmp_path, args, python_envs_uv=str(uv))
-    assert_fails_with(result, f"python_envs_uv: {uv} belongs to neither root nor root; the roles run no other")
+    assert_fails_with(result, f"python_envs_uv: {uv} could be changed by an account other than root and root")
+
+
+@pytest.mark.parametrize("args", [[], ["--check"]], ids=["run", "check"])
+def test_a_uv_in_a_directory_others_can_write_is_refused(tmp_path: Path, args: list[str]) -> None:
+    """The connecting account's own uv is not run either where anyone could swap it."""
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    uv = uv_from_wheel(artifacts() / "uv" / UV_TOO_OLD, open_dir / "uv")
+    open_dir.chmod(0o777)
+    result = run_python_envs(tmp_path, args, python_envs_uv=str(uv))
+    user = getpass.getuser()
+    assert_fails_with(result, f"python_envs_uv: {uv} could be changed by an account other than root and {user}")
+
+
+def test_a_bash_in_a_directory_others_can_write_is_not_run(tmp_path: Path) -> None:
+    """The first bash on the PATH is run for its version only where nobody else could swap it."""
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    bash = open_dir / "bash"
+    shutil.copy2(shutil.which("bash") or "/bin/bash", bash)
+    open_dir.chmod(0o777)
+    result = run_python_envs(tmp_path, env={"PATH": f"{open_dir}:{os.environ['PATH']}"})
+    assert_fails_with(result, f"bash: {bash} on localhost is not a program that only root and {getpass.getuser()} can")
 
 
 @pytest.mark.parametrize(
