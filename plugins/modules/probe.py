@@ -60,7 +60,7 @@ options:
         description:
           - Run the file with C(--version) and return its output in RV(files.version), when it is a regular
             executable file that belongs to root or the connecting account and that only they can change, as
-            RV(files.trusted) tells (itself and every directory above it); otherwise RV(files.version) is empty.
+            RV(files.trusted) tells (as named and as links resolve); otherwise RV(files.version) is empty.
         type: bool
         default: false
       runs:
@@ -152,10 +152,12 @@ files:
       type: bool
     trusted:
       description:
-        - With O(paths[].trusted), whether the path (links resolved, when it is there) and each directory above it
-          belong to root or the connecting account, and others cannot write to any of them (a sticky directory,
-          as C(/tmp) is, counts, for nobody else can rename what is not theirs). Directories not made yet do not
-          count. The same test gates O(paths[].version). False without O(paths[].trusted).
+        - With O(paths[].trusted), whether the path and each directory above it, both as named (after a C(PATH)
+          lookup; a link itself) and with links resolved, belong to root or the connecting account, and neither
+          their group nor others can write to any of them (a sticky directory, as C(/tmp) is, counts, for nobody
+          else can rename what is not theirs; a POSIX ACL that lets another account write shows as group write).
+          Parts not made yet do not count. This is the test of C(build-env.sh --trusted), and it gates
+          O(paths[].version). False without O(paths[].trusted).
       type: bool
     size:
       description: The size in bytes (-1 when absent).
@@ -236,7 +238,8 @@ def open_parent(home: str, path: str) -> tuple[int, str] | None:
     return fd, parts[-1]
 
 
-def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dict[str, object]:
+def look(module: AnsibleModule, path: str, home: str | None, entry: dict, named: str) -> dict[str, object]:
+    """What is at ``path`` (``named`` with links resolved, when the entry follows them)."""
     read, version, checksum = entry.get("read", False), entry.get("version", False), entry.get("checksum", True)
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
     found["others_write"] = False
@@ -293,6 +296,7 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict) -> dic
             and home is None
             and st.st_mode & 0o111
             and st.st_uid in (0, os.geteuid())
+            and trusted(named)
             and all(owned(program) for program in [path, *(entry.get("runs") or [])])
         ):
             try:
@@ -315,20 +319,23 @@ def directories_above(path: str) -> list[str]:
 
 
 def trusted(path: str) -> bool:
-    """Whether only root and the connecting account can change what ``path`` names: it (links resolved, when it
-    is there) and each directory above it is theirs, and others cannot write to it, unless it is a sticky
-    directory, as /tmp is (then they cannot rename what is not theirs). A directory not made yet does not
-    count: whoever asks makes it. Any other error reads as not trusted."""
-    real = os.path.realpath(path)
-    for name in [*directories_above(real), real]:
+    """Whether only root and the connecting account can change what ``path`` names, the rule of
+    ``build-env.sh --trusted``: each part of it, as written (a link itself, not what it names) and with its links
+    resolved, is theirs, and neither its group nor others can write to it, unless it is a sticky directory, as
+    /tmp is (then nobody else can rename what is not theirs). A POSIX ACL that lets another account write shows
+    as group write, its mask. A part not made yet does not count: whoever asks makes it. Any other error reads
+    as not trusted."""
+    for name in [*directories_above(path), path, *directories_above(os.path.realpath(path)), os.path.realpath(path)]:
         try:
-            st = os.stat(name)
+            st = os.lstat(name)
         except FileNotFoundError:
             continue
         except OSError:
             return False
+        if st.st_uid not in (0, os.geteuid()):
+            return False
         sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-        if st.st_uid not in (0, os.geteuid()) or (st.st_mode & 0o002 and not sticky):
+        if st.st_mode & 0o022 and not sticky and not stat.S_ISLNK(st.st_mode):
             return False
     return True
 
@@ -379,10 +386,10 @@ def run(module: AnsibleModule) -> dict[str, object]:
         named = path
         if home is None and entry.get("follow"):
             path = os.path.realpath(path)
-        files[key] = look(module, path, home, entry)
+        files[key] = look(module, path, home, entry, named)
         files[key]["found"] = path
         files[key]["parents"] = parents(named, path) if home is None and entry.get("parents") else []
-        files[key]["trusted"] = trusted(path) if home is None and entry.get("trusted") else False
+        files[key]["trusted"] = trusted(named) if home is None and entry.get("trusted") else False
     return {"changed": False, "files": files}
 
 

@@ -88,6 +88,33 @@ def test_a_uv_in_a_directory_others_can_write_is_refused(tmp_path: Path, args: l
     assert_fails_with(result, f"python_envs_uv: {uv} could be changed by an account other than root and {user}")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another account")
+@pytest.mark.parametrize("shape", ["link-in-another-accounts-directory", "group-writable"])
+def test_a_uv_another_account_could_swap_is_neither_run_nor_built_with(tmp_path: Path, shape: str) -> None:
+    """As named and as resolved: a link to root's program, in a directory of another account's, is theirs to
+    point elsewhere; a program its group can write is its group's members'."""
+    ran = tmp_path / "ran"
+    real_bin = tmp_path / "bin"
+    real_bin.mkdir()
+    program = real_bin / "uv"
+    program.write_text(f"#!/bin/sh\ntouch {ran}\necho uv 0.13.9\n")
+    program.chmod(0o755)
+    uv = program
+    if shape == "group-writable":
+        os.chown(program, 0, 65534)
+        program.chmod(0o775)
+    else:
+        theirs = tmp_path / "theirs"
+        theirs.mkdir()
+        uv = theirs / "uv"
+        uv.symlink_to(program)
+        os.chown(theirs, 65534, 65534)
+    for args in ([], ["--check"]):
+        result = run_python_envs(tmp_path, args, python_envs_uv=str(uv))
+        assert_fails_with(result, f"python_envs_uv: {uv} could be changed by an account other than root and root")
+    assert not ran.exists()
+
+
 def test_a_bash_in_a_directory_others_can_write_is_not_run(tmp_path: Path) -> None:
     """The first bash on the PATH is run for its version only where nobody else could swap it."""
     open_dir = tmp_path / "open"

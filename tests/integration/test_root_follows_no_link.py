@@ -74,6 +74,29 @@ def test_a_build_refuses_a_root_whose_builds_another_account_owns(tmp_path: Path
     assert not created.exists()
 
 
+def test_a_build_runs_no_uv_another_account_could_swap(tmp_path: Path) -> None:
+    """A link to root's uv in another account's directory, then root's uv its group can write: status 4 before
+    anything runs, naming the part, and nothing made."""
+    ran = tmp_path / "ran"
+    program = tmp_path / "bin" / "uv"
+    program.parent.mkdir()
+    program.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    program.chmod(0o755)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "uv").symlink_to(program)
+    os.chown(theirs, NOBODY.pw_uid, NOBODY.pw_gid)
+    root = tmp_path / "root"
+    for uv, named in [(theirs / "uv", f"{theirs} belongs to nobody"), (program, f"{program} is writable by others")]:
+        if uv == program:
+            program.chmod(0o775)
+        argv = [str(BUILD_ENV), str(uv), str(root), NAME, "abc", "/usr/bin/python3", "4.19.0"]
+        result = subprocess.run(["bash", *argv], capture_output=True, text=True, timeout=60)
+        assert (result.returncode, result.stdout) == (4, ""), result.stderr
+        assert result.stderr.startswith(f"{uv}: ") and named in result.stderr, result.stderr
+    assert not ran.exists() and not root.exists()
+
+
 @pytest.fixture
 def runtime(tmp_path: Path) -> Path:
     """The runtime, per-user builds on, over a site root with no environment."""

@@ -373,9 +373,10 @@ def test_trusted_names_a_directory_others_can_change_or_that_is_below_one(tmp_pa
     top.chmod(0o777)
     assert found() == [False, False]
     top.chmod(0o755)
-    # Group write is the group's members' business (Debian's staff and /usr/local): not refused.
+    # Group write, or a POSIX ACL that lets another account write (its mask shows as group write), is another
+    # account's way in too: build-env.sh --trusted refuses it, and so does the probe.
     bin_dir.chmod(0o775)
-    assert found() == [True, True]
+    assert found() == [False, False]
 
 
 def test_trusted_follows_links_to_what_they_name(tmp_path: Path) -> None:
@@ -385,3 +386,44 @@ def test_trusted_follows_links_to_what_they_name(tmp_path: Path) -> None:
     link = tmp_path / "bin"
     link.symlink_to(open_dir)
     assert probe({"path": str(link), "trusted": True})[str(link)]["trusted"] is False
+
+
+def test_version_runs_no_program_its_group_can_write(tmp_path: Path) -> None:
+    uv = tmp_path / "uv"
+    uv.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\n")
+    uv.chmod(0o775)
+    found = probe({"path": str(uv), "version": True, "trusted": True})[str(uv)]
+    assert (found["version"], found["version_rc"], found["trusted"]) == ("", -1, False)
+    assert not (tmp_path / "ran").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own a directory as another account")
+def test_a_link_another_account_could_swap_is_not_trusted_nor_run(tmp_path: Path) -> None:
+    """The link as named is checked as well as what it names: another account's directory holding a link to
+    root's uv could point it at their own program between the look and the run."""
+    real_bin = tmp_path / "real"
+    real_bin.mkdir()
+    uv = real_bin / "uv"
+    uv.write_text(f"#!/bin/sh\ntouch {tmp_path}/ran\necho uv 0.13.9\n")
+    uv.chmod(0o755)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "uv").symlink_to(uv)
+    entry = {"path": str(theirs / "uv"), "version": True, "follow": True, "trusted": True}
+    assert probe(entry)[entry["path"]]["version"] == "uv 0.13.9\n"
+    (tmp_path / "ran").unlink()
+    os.chown(theirs, 65534, 65534)
+    found = probe(entry)[entry["path"]]
+    assert (found["version"], found["trusted"], found["found"]) == ("", False, str(uv))
+    # The link itself another account's, in root's directory: they can't swap it, but it is theirs.
+    os.chown(theirs, 0, 0)
+    os.lchown(theirs / "uv", 65534, 65534)
+    assert probe(entry)[entry["path"]]["trusted"] is False
+    # A directory above, named through a link of another account's.
+    os.lchown(theirs / "uv", 0, 0)
+    via = tmp_path / "via"
+    via.symlink_to(real_bin)
+    os.lchown(via, 65534, 65534)
+    entry = {"path": str(via / "uv"), "version": True, "follow": True, "trusted": True}
+    assert probe(entry)[entry["path"]]["version"] == ""
+    assert not (tmp_path / "ran").exists()

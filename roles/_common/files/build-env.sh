@@ -37,8 +37,8 @@
 # build is. Only BUILD: hosts sharing ROOT that all found it so make one new
 # build between them, as for any build.
 #
-# Nothing is run, by uv or by this script, before PYTHON is trusted: every
-# part of it belongs to root or the running account (--trusted, below);
+# Nothing is run, by uv or by this script, before PYTHON and UV are trusted:
+# every part of them belongs to root or the running account (--trusted, below);
 # otherwise the one line on stderr names the part, and the status is 4.
 #
 #   build-env.sh --prune [--check] ROOT DAYS [NAME...]
@@ -345,6 +345,7 @@ if [[ $python != */* ]]; then
   python=$found
 fi
 trusted "$python" >/dev/null || exit 4
+$probe || trusted "$uv" >/dev/null || exit 4
 
 # Root proves what users can run as ACCOUNT, with setpriv: without it,
 # nothing can be proved, so nothing is built.
