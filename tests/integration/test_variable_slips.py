@@ -399,6 +399,11 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
             ],
         ),
         (
+            # uv's values that depend on each other: once only when its role ran, in the rollout's batches.
+            {"vars": {"uv_scope": "user", "uv_users": [], "uv_version": "latest"}},
+            ["uv_scope=user needs uv_users (got []).", 'uv_version must be a release number (got "latest").'],
+        ),
+        (
             {"args": ["-e", "endpoint_version=4.2.0"], "vars": {"endpoint_high_assurance": True}},
             [
                 "endpoint_version: 4.2.0 is older than 4.3.0",
@@ -416,6 +421,7 @@ def test_prune_from_the_command_line_runs(site: Path) -> None:
         "lock-wait-and-index",
         "fact-not-gathered",
         "endpoint-values",
+        "uv-values",
         "old-endpoint-high-assurance",
     ],
 )
