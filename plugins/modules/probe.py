@@ -222,11 +222,15 @@ def group_of(gid: int) -> str:
 
 
 def open_parent(home: str, path: str) -> tuple[int, str] | None:
-    """The directory holding path below home, opened without following links; None when a part is missing or a link."""
+    """The directory holding path below home, opened without following links; None when a part, or the home
+    itself (an account whose passwd entry names /nonexistent), is missing or a link."""
     parts = path.split("/")
     if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise ValueError(f"path: '{path}' must be relative below the home, without '.', '..' or empty parts")
-    fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(home, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     for part in parts[:-1]:
         try:
             sub = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)

@@ -88,6 +88,34 @@ def test_uv_for_users_refuses_links_into_roots_directories_and_serves_the_others
         assert not any(p.stat().st_uid == 0 for p in [plain_home, *plain_home.rglob("*")])
 
 
+def test_a_user_whose_home_is_not_there_is_named_and_the_others_served(tmp_path: Path) -> None:
+    """Before, the probe of every home failed on the missing one's errno ("No such file or directory:
+    '/…'"), naming no account, and nobody got uv."""
+    tarball, version = uv_release(tmp_path)
+    with accounts("homeless", "plain") as homes:
+        (homeless, homeless_home), (plain, plain_home) = homes.items()
+        homeless_home.rmdir()
+        result = run_role(
+            tmp_path,
+            "uv",
+            {
+                "uv_scope": "user",
+                "uv_users": [homeless, plain],
+                "uv_source": "controller",
+                "uv_controller_archive": str(tarball),
+                "uv_version": version,
+                "uv_controller_cache_dir": str(tmp_path / "cache"),
+            },
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, output
+        refusals = [line for line in output.splitlines() if line.startswith("[ERROR]") and "uv_users:" in line]
+        assert len(refusals) == 1 and f"home_file: {homeless}: {homeless_home}/" in refusals[0], output
+        assert not homeless_home.exists()
+        ran = as_user(plain, f"{plain_home}/.local/bin/uv --version")
+        assert ran.stdout.startswith(f"uv {version} "), ran.stderr
+
+
 def test_a_single_user_endpoint_for_another_account_is_written_with_its_rights(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()

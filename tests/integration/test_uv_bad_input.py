@@ -55,6 +55,19 @@ def test_a_missing_user_is_named(tmp_path: Path) -> None:
     assert_fails_with(run_role(tmp_path, uv_users=["no-such-user-here"]), "uv_users", "no-such-user-here")
 
 
+@pytest.mark.parametrize(
+    ("names", "shown"),
+    [
+        (["a\u0000b"], '"a\\u0000b" is not an account name'),
+        (["--help", "x/y", "a b"], '"--help", "x/y", "a b" are not account names'),
+    ],
+    ids=["null-byte", "option-slash-space"],
+)
+def test_a_user_name_no_account_can_have_is_named(tmp_path: Path, names: list[str], shown: str) -> None:
+    """Before, getent failed on a null byte ("embedded null byte", naming nothing) and took '--help' as its option."""
+    assert_fails_with(run_role(tmp_path, uv_users=names), f"uv_users: {shown} (no leading '-'")
+
+
 def test_an_unknown_architecture_is_named(tmp_path: Path) -> None:
     assert_fails_with(run_role(tmp_path, uv_arch="sparc64"), "uv_arch", "sparc64")
 

@@ -82,6 +82,15 @@ def test_below_a_home_a_link_is_never_followed(tmp_path: Path) -> None:
     assert found["sha256"] == hashlib.sha256(b"uv\n").hexdigest()
 
 
+def test_a_home_that_is_not_there_holds_nothing(tmp_path: Path) -> None:
+    """An account whose passwd entry names /nonexistent (nobody's): absent, for the role to name the account,
+    rather than the whole probe failing on the home's errno."""
+    (tmp_path / "file").write_text("")
+    for home in (tmp_path / "missing", tmp_path / "file"):
+        found = probe({"path": ".local/bin/uv", "home": str(home)})[f"{home}/.local/bin/uv"]
+        assert (found["exists"], found["type"]) == (False, "absent")
+
+
 def test_a_path_below_a_home_must_stay_below_it(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="relative below the home"):
         probe({"path": "../etc/passwd", "home": str(tmp_path)})
