@@ -1,6 +1,6 @@
 # Copyright: hpc.globus_compute maintainers
 # Apache License 2.0 (see LICENSE)
-"""Writing a file by a rename in a directory held open, and showing a file's bytes in a diff.
+"""Writing a file by a rename in a directory held open, and showing a file's bytes or attributes in a diff.
 
 Shared by the modules that write files as root where a link must never be
 followed (home_file, write_files): the directory is an open descriptor, and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 
 
 def write_file(parent: int, name: str, data: bytes, uid: int, gid: int, mode: int, mtime: int | None = None) -> None:
@@ -49,3 +50,27 @@ def text(data: bytes | None) -> str:
         return data.decode()
     except UnicodeDecodeError:
         return f"<{len(data)} bytes of binary content>\n"
+
+
+def attributes(status: os.stat_result | None) -> dict:
+    """A file's kind, owner, group (ids) and mode as a diff shows them, when only they differ."""
+    if status is None:
+        return {"state": "absent"}
+    mode = status.st_mode
+    kind = (
+        "file"
+        if stat.S_ISREG(mode)
+        else "link"
+        if stat.S_ISLNK(mode)
+        else "directory"
+        if stat.S_ISDIR(mode)
+        else "fifo"
+        if stat.S_ISFIFO(mode)
+        else "special file"
+    )
+    return {
+        "state": kind,
+        "owner": status.st_uid,
+        "group": status.st_gid,
+        "mode": f"{stat.S_IMODE(status.st_mode):04o}",
+    }

@@ -65,7 +65,9 @@ attributes:
     description: Reports what would change, refusing exactly what a real run would refuse.
     support: full
   diff_mode:
-    description: Shows the old and new content of a file that is the account's own.
+    description: >-
+      Shows the old and new content of a file that is the account's own; when only its owner, group, mode or
+      time differ, those.
     support: full
 """
 
@@ -107,7 +109,7 @@ import pwd
 import stat
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hpc.globus_compute.plugins.module_utils.files import text, write_file
+from ansible_collections.hpc.globus_compute.plugins.module_utils.files import attributes, text, write_file
 
 MAX_READ = 1024 * 1024
 
@@ -239,7 +241,14 @@ def run(module: AnsibleModule) -> dict:
         )
         if not current:
             result["changed"] = True
-            if module._diff:
+            if module._diff and before == data:
+                # Only its owner, group, mode or time differ: those are what --diff shows.
+                wanted = {"state": "file", "owner": uid, "group": gid, "mode": f"{mode:04o}"}
+                found = attributes(status)
+                if mtime not in (None, status.st_mtime_ns):
+                    wanted["mtime"], found["mtime"] = mtime, status.st_mtime_ns
+                result["diff"] = {"before": found, "after": wanted, "before_header": result["file"]}
+            elif module._diff:
                 result["diff"] = {"before": text(before), "after": text(data), "before_header": result["file"]}
             if not check:
                 write_file(parent, name, data, uid, gid, mode, mtime)

@@ -108,7 +108,7 @@ import stat
 from dataclasses import dataclass, field
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hpc.globus_compute.plugins.module_utils.files import text, write_file
+from ansible_collections.hpc.globus_compute.plugins.module_utils.files import attributes, text, write_file
 
 # A file larger than this is not held in memory to be shown in a diff.
 MAX_DIFF = 1024 * 1024
@@ -226,29 +226,6 @@ def shown(data: bytes | None, status: os.stat_result | None) -> str:
         links = f", {status.st_nlink} links" if status.st_nlink != 1 else ""
         return f"<a file of {status.st_size} bytes{links}: not shown>\n"
     return f"<{attributes(status)['state']}: not shown>\n"
-
-
-def attributes(status: os.stat_result | None) -> dict:
-    if status is None:
-        return {"state": "absent"}
-    mode = status.st_mode
-    kind = (
-        "file"
-        if stat.S_ISREG(mode)
-        else "link"
-        if stat.S_ISLNK(mode)
-        else "directory"
-        if stat.S_ISDIR(mode)
-        else "fifo"
-        if stat.S_ISFIFO(mode)
-        else "special file"
-    )
-    return {
-        "state": kind,
-        "owner": status.st_uid,
-        "group": status.st_gid,
-        "mode": f"{stat.S_IMODE(status.st_mode):04o}",
-    }
 
 
 def set_directory(fd: int, uid: int, gid: int, mode: int) -> None:

@@ -52,6 +52,24 @@ def test_the_diff_of_a_file_grown_by_hand_shows_what_it_held(home: Path) -> None
     assert result["diff"]["before"] == "offline = true\n# hand edit\n", result["diff"]
 
 
+def test_the_diff_of_a_file_whose_mode_or_time_drifted_shows_them(home: Path, tmp_path: Path) -> None:
+    """Before, the same text on both sides: --diff showed no change for a change it reported."""
+    src = tmp_path / "uv"
+    src.write_bytes(b"uv 0.13.9\n")
+    os.utime(src, ns=(1, 1_700_000_000_000_000_000))
+    home_file(home, ".local/bin/uv", src=str(src), mode="0755")
+    copy = home / ".local/bin/uv"
+    copy.chmod(0o700)
+    diff = home_file(home, ".local/bin/uv", src=str(src), mode="0755", check=True)["diff"]
+    me = (os.getuid(), os.getgid())
+    assert diff["before"] == {"state": "file", "owner": me[0], "group": me[1], "mode": "0700"}, diff
+    assert diff["after"] == {"state": "file", "owner": me[0], "group": me[1], "mode": "0755"}, diff
+    copy.chmod(0o755)
+    os.utime(copy, ns=(1, 1_600_000_000_000_000_000))
+    diff = home_file(home, ".local/bin/uv", src=str(src), mode="0755", check=True)["diff"]
+    assert (diff["before"]["mtime"], diff["after"]["mtime"]) == (1_600_000_000_000_000_000, 1_700_000_000_000_000_000)
+
+
 @pytest.mark.parametrize("check", [False, True])
 def test_a_link_below_the_home_is_refused_and_its_target_untouched(home: Path, tmp_path: Path, check: bool) -> None:
     target = tmp_path / "elsewhere"
