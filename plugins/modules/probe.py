@@ -60,7 +60,7 @@ options:
         description:
           - Run the file with C(--version) and return its output in RV(files.version), when it is a regular
             executable file that belongs to root or the connecting account and that only they can change, as
-            RV(files.trusted) tells (as named and as links resolve); otherwise RV(files.version) is empty.
+            RV(files.trusted) tells; otherwise RV(files.version) is empty.
         type: bool
         default: false
       runs:
@@ -152,11 +152,13 @@ files:
       type: bool
     trusted:
       description:
-        - With O(paths[].trusted), whether the path and each directory above it, both as named (after a C(PATH)
-          lookup; a link itself) and with links resolved, belong to root or the connecting account, and neither
-          their group nor others can write to any of them (a sticky directory, as C(/tmp) is, counts, for nobody
-          else can rename what is not theirs; a POSIX ACL that lets another account write shows as group write).
-          Parts not made yet do not count. This is the test of C(build-env.sh --trusted), and it gates
+        - With O(paths[].trusted), whether every name looking the path up visits (after a C(PATH) lookup) belongs
+          to root or the connecting account and is writable neither by its group nor by others (each directory on
+          the way, each link as itself and then, hop by hop, the names where it leads, and the C(#!) interpreter
+          of a script, and that one's, five scripts in a row at most, as Linux runs). A sticky directory, as
+          C(/tmp) is, counts as not writable, for nobody else can rename what is not theirs; a POSIX ACL that
+          lets another account write shows as group write. A name not made yet counts when its directory lets
+          nobody else make it first. This is the rule of C(build-env.sh --trusted), and it gates
           O(paths[].version). False without O(paths[].trusted).
       type: bool
     size:
@@ -322,26 +324,78 @@ def directories_above(path: str) -> list[str]:
     return ["/" + "/".join(parts[:depth]) for depth in range(len(parts) + 1)]
 
 
-def trusted(path: str) -> bool:
-    """Whether only root and the connecting account can change what ``path`` names, the rule of
-    ``build-env.sh --trusted``: each part of it, as written (a link itself, not what it names) and with its links
-    resolved, is theirs, and neither its group nor others can write to it, unless it is a sticky directory, as
-    /tmp is (then nobody else can rename what is not theirs). A POSIX ACL that lets another account write shows
-    as group write, its mask. A part not made yet does not count: whoever asks makes it. Any other error reads
-    as not trusted."""
-    for name in [*directories_above(path), path, *directories_above(os.path.realpath(path)), os.path.realpath(path)]:
-        try:
-            st = os.lstat(name)
-        except FileNotFoundError:
-            continue
-        except OSError:
+# Linux's limits on what running a path follows: links in one lookup (SYMLOOP_MAX), scripts whose #! names a
+# script in a row (five run, a sixth fails with ELOOP), and the bytes of a #! line it reads (BINPRM_BUF_SIZE).
+MAX_LINKS = 40
+MAX_SCRIPTS = 5
+MAX_SHEBANG = 256
+
+
+def theirs(st: os.stat_result) -> bool:
+    """Only root and the connecting account can change it: theirs, and neither its group nor others can write
+    to it, unless it is a sticky directory (then nobody else can rename what is not theirs) or a link (whose
+    mode means nothing). A POSIX ACL that lets another account write shows as group write, its mask."""
+    sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    writable = st.st_mode & 0o022 and not sticky and not stat.S_ISLNK(st.st_mode)
+    return st.st_uid in (0, os.geteuid()) and not writable
+
+
+def interpreter(path: str) -> str | None:
+    """The program a #! line names, '' for none, None when it cannot be read (it then cannot run either)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        head = f.read(MAX_SHEBANG)
+    if not head.startswith(b"#!"):
+        return ""
+    words = head[2:].split(b"\n", 1)[0].split()
+    return os.fsdecode(words[0]) if words else ""
+
+
+def trusted(path: str, scripts: int = MAX_SCRIPTS) -> bool:
+    """Whether only root and the connecting account can change what running or reading ``path`` reaches, the
+    rule of ``build-env.sh --trusted``: every name its lookup visits, each directory on the way and each link
+    (as itself, and then the names where it leads, hop by hop) is ``theirs``, and so is the #! interpreter of
+    a script, and that one's. A name not made yet is trusted when its directory lets nobody else make it
+    first (no group or other write, sticky or not): whoever asks makes it. Any other error reads as not
+    trusted."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    current, links = "/", 0
+    try:
+        if not theirs(os.lstat("/")):
             return False
-        if st.st_uid not in (0, os.geteuid()):
-            return False
-        sticky = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-        if st.st_mode & 0o022 and not sticky and not stat.S_ISLNK(st.st_mode):
-            return False
-    return True
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                # current is resolved, so its parent is the real one.
+                current = os.path.dirname(current)
+                continue
+            name = os.path.join(current, part)
+            try:
+                st = os.lstat(name)
+            except FileNotFoundError:
+                return not os.lstat(current).st_mode & 0o022
+            if not theirs(st):
+                return False
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                target = os.readlink(name)
+                if links > MAX_LINKS:
+                    return False
+                current = "/" if target.startswith("/") else current
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            else:
+                current = name
+    except OSError:
+        return False
+    if not os.path.isfile(current):
+        return True
+    program = interpreter(current)
+    if not program:
+        return True
+    return scripts > 0 and program.startswith("/") and trusted(program, scripts - 1)
 
 
 def owned(path: str) -> bool:

@@ -269,8 +269,8 @@ def test_a_noop_run_is_cheap_and_every_drift_is_repaired_by_the_next_run(site: t
     # A directory of builds others can write (any of them could swap a build): build-env.sh refuses
     # it, so a run with nothing to build refuses it too, and changes nothing.
     for builds, refused in [
-        (base / "runtime" / "envs" / ".builds", "python_envs_root: {} is writable by others"),
-        (base / "install" / ".builds", "{} is writable by others"),
+        (base / "runtime" / "envs" / ".builds", "python_envs_root: {} is writable by its group or others"),
+        (base / "install" / ".builds", "{} is writable by its group or others"),
     ]:
         mode = builds.stat().st_mode & 0o7777
         builds.chmod(0o777)

@@ -101,7 +101,7 @@ def wrapper(directory: Path, log: Path) -> Path:
     return py
 
 
-@pytest.fixture(params=["another-account", "writable-by-others"])
+@pytest.fixture(params=["another-account", "writable-by-others", "link-through-theirs", "interpreter-theirs"])
 def untrusted(request: pytest.FixtureRequest, site: Path) -> Iterator[tuple[Path, str, Path]]:
     """A wrapper root must not run, why it must not, and the log of the uids that ran it."""
     log = site / "ran.log"
@@ -109,13 +109,30 @@ def untrusted(request: pytest.FixtureRequest, site: Path) -> Iterator[tuple[Path
         shared = site / "shared"
         shared.mkdir()
         shared.chmod(0o777)
-        yield wrapper(shared, log), f"{shared} is writable by others", log
+        yield wrapper(shared, log), f"{shared} is writable by its group or others", log
         return
     with accounts("brk") as homes:
         (login, home), *_ = homes.items()
+        theirs = f"{home} belongs to {login}; root reads and runs only what root or it owns"
+        if request.param == "link-through-theirs":
+            # Root's own link and wrapper, but the hop between is a link of theirs, theirs to re-point.
+            (site / "bin").mkdir()
+            (home / "py").symlink_to(wrapper(site / "bin", log))
+            (site / "py").symlink_to(home / "py")
+            yield site / "py", theirs, log
+            return
+        if request.param == "interpreter-theirs":
+            # Root's script, whose #! line names a program of theirs.
+            (site / "bin").mkdir()
+            sh = home / "sh"
+            sh.symlink_to("/bin/sh")
+            py = wrapper(site / "bin", log)
+            py.write_text(py.read_text().replace("#!/bin/sh", f"#!{sh}"))
+            yield py, f"its #! interpreter {sh}: {theirs}", log
+            return
         py = wrapper(home, log)
         os.chown(py, home.stat().st_uid, home.stat().st_gid)
-        yield py, f"{home} belongs to {login}; root reads and runs only what root or it owns", log
+        yield py, theirs, log
 
 
 def test_an_interpreter_others_can_change_is_refused_and_root_never_runs_it(
@@ -158,10 +175,10 @@ def test_build_env_trusted_prints_the_paths_or_names_the_first_part_another_can_
     assert trusted(mine / "a", shared / "c") == (
         1,
         f"{mine / 'a'}\n",
-        f"{shared / 'c'}: {shared} is writable by others\n",
+        f"{shared / 'c'}: {shared} is writable by its group or others\n",
     )
     # As resolved too: a link of root's to a file others can swap.
-    assert trusted(mine / "d") == (1, "", f"{shared / 'c'}: {shared} is writable by others\n")
+    assert trusted(mine / "d") == (1, "", f"{mine / 'd'}: {shared} is writable by its group or others\n")
     assert trusted("mine/a") == (1, "", "mine/a: not an absolute path\n")
     assert trusted(mine / "e") == (1, "", f"{mine / 'e'}: does not exist\n")
     with accounts("brk") as homes:

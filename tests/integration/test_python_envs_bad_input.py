@@ -89,7 +89,7 @@ def test_a_uv_in_a_directory_others_can_write_is_refused(tmp_path: Path, args: l
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another account")
-@pytest.mark.parametrize("shape", ["link-in-another-accounts-directory", "group-writable"])
+@pytest.mark.parametrize("shape", ["link-in-another-accounts-directory", "link-to-their-link", "group-writable"])
 def test_a_uv_another_account_could_swap_is_neither_run_nor_built_with(tmp_path: Path, shape: str) -> None:
     """As named and as resolved: a link to root's program, in a directory of another account's, is theirs to
     point elsewhere; a program its group can write is its group's members'."""
@@ -109,6 +109,10 @@ def test_a_uv_another_account_could_swap_is_neither_run_nor_built_with(tmp_path:
         uv = theirs / "uv"
         uv.symlink_to(program)
         os.chown(theirs, 65534, 65534)
+        if shape == "link-to-their-link":
+            # Root's link, in root's directory, to theirs: only the hop between is theirs.
+            uv = real_bin / "uv-link"
+            uv.symlink_to(theirs / "uv")
     for args in ([], ["--check"]):
         result = run_python_envs(tmp_path, args, python_envs_uv=str(uv))
         assert_fails_with(result, f"python_envs_uv: {uv} could be changed by an account other than root and root")

@@ -196,45 +196,93 @@ remove_interrupted() { # root: says what it did
 }
 
 # --trusted prints each PATH again when nobody but root or the running
-# account can swap or change it, or fails naming the first part another can.
-# A path is trusted when every component of it, as written and as resolved,
-# belongs to root or to the running account, and none is writable by others
-# (a sticky directory such as /tmp excepted: there only an entry's owner can
-# move it). Then nothing on the way can be swapped between this check and
-# the moment the path is read or run (a venv's python is run by the path as
-# written, so that it stays the venv's).
-owned_components() { # path: every component of it, without following the last links
-  local path=$1 prefix="" part owner mode me
-  local -a parts
-  me=$(id -un)
-  IFS=/ read -r -a parts <<<"${path#/}"
-  for part in / ${parts[@]+"${parts[@]}"}; do
-    [[ -n $part ]] || continue
-    if [[ $part == / ]]; then prefix=/; else prefix=${prefix%/}/$part; fi
-    read -r owner mode < <(stat -c '%U %a' -- "$prefix")
-    if [[ $owner != root && $owner != "$me" ]]; then
-      echo "$path: $prefix belongs to $owner; $me reads and runs only what root or it owns" >&2
-      return 1
+# account can swap or change what running or reading it reaches, or fails
+# naming the first name another can. Every name its lookup visits counts:
+# each directory on the way, each link as itself and then, hop by hop, the
+# names where it leads, and the #! interpreter of a script (and that one's).
+# Each must belong to root or the running account and be writable neither by
+# its group nor by others (a sticky directory such as /tmp excepted: there
+# only an entry's owner can move it; a POSIX ACL that lets another account
+# write shows as group write). Then nothing on the way can be swapped between
+# this check and the moment the path is read or run (a venv's python is run
+# by the path as written, so that it stays the venv's). The same rule as the
+# probe module's trusted(), which also admits a name not made yet; here a
+# PATH must exist.
+theirs() { # path name: fails naming NAME (a part of PATH) unless only root or this account can change it
+  local uid mode owner
+  if ! read -r uid mode owner < <(stat -c '%u %a %U' -- "$2" 2>/dev/null); then
+    echo "$1: $2 does not exist" >&2
+    return 1
+  fi
+  if ((uid != 0 && uid != EUID)); then
+    echo "$1: $2 belongs to $owner; $(id -un) reads and runs only what root or it owns" >&2
+    return 1
+  fi
+  if [[ ! -L $2 ]] && ((8#$mode & 8#022)) && ! { [[ -d $2 ]] && ((8#$mode & 8#1000)); }; then
+    echo "$1: $2 is writable by its group or others" >&2
+    return 1
+  fi
+}
+
+resolves_trusted() { # label path scripts: the rule above for PATH, which may be one of SCRIPTS in a row, failing as LABEL
+  local label=$1 path=$2 scripts=$3 current=/ part name target magic line program links=0
+  local -a parts more
+  theirs "$label" / || return 1
+  IFS=/ read -r -d '' -a parts < <(printf '%s\0' "$path")
+  while ((${#parts[@]})); do
+    part=${parts[0]}
+    parts=(${parts[@]+"${parts[@]:1}"})
+    case $part in
+      '' | .) continue ;;
+      ..)
+        current=${current%/*}
+        current=${current:-/}
+        continue
+        ;;
+    esac
+    name=${current%/}/$part
+    theirs "$label" "$name" || return 1
+    if [[ -L $name ]]; then
+      target=$(readlink -- "$name" && printf x)
+      target=${target%$'\nx'}
+      if ((++links > 40)); then
+        echo "$label: more than 40 links" >&2
+        return 1
+      fi
+      [[ $target != /* ]] || current=/
+      IFS=/ read -r -d '' -a more < <(printf '%s\0' "$target")
+      parts=(${more[@]+"${more[@]}"} ${parts[@]+"${parts[@]}"})
+      continue
     fi
-    if ((8#$mode & 8#022)) && ! ((8#$mode & 8#1000)) && [[ ! -L $prefix ]]; then
-      echo "$path: $prefix is writable by others" >&2
-      return 1
-    fi
+    current=$name
   done
+  [[ -f $current ]] || return 0
+  magic=$(head -c 2 -- "$current" 2>/dev/null | tr -d '\0') || return 0
+  [[ $magic == '#!' ]] || return 0
+  line=$(head -c 256 -- "$current" | head -n 1 | tr -d '\0')
+  line=${line#\#!}
+  line=${line#"${line%%[![:blank:]]*}"}
+  program=${line%%[[:blank:]]*}
+  [[ -n $program ]] || return 0
+  if [[ $program != /* ]] || ((scripts == 0)); then
+    echo "$label: its #! interpreter $program is not an absolute path, or one more than the kernel runs" >&2
+    return 1
+  fi
+  resolves_trusted "$label: its #! interpreter $program" "$program" $((scripts - 1))
 }
 
 trusted() { # path...
-  local path real
+  local path
   for path in "$@"; do
     if [[ $path != /* ]]; then
       echo "$path: not an absolute path" >&2
       return 1
     fi
-    if ! real=$(readlink -e -- "$path"); then
+    if [[ ! -e $path ]]; then
       echo "$path: does not exist" >&2
       return 1
     fi
-    owned_components "$path" && owned_components "$real" || return 1
+    resolves_trusted "$path" "$path" 5 || return 1
     printf '%s\n' "$path"
   done
 }
