@@ -270,12 +270,12 @@ class ActionModule(ActionBase):
         if not isinstance(roles, list) or not roles:
             raise AnsibleError("validate_vars: roles must be a list of role names of hpc.globus_compute")
         problems: list[str] = []
-        # `-e name=a b` (quotes eaten by the shell) sets name to "a" and leaves
-        # "b" as a bare word, which Ansible keeps as _raw_params.
+        # `-e "name=a b"` sets name to "a" and leaves "b" as a bare word: Ansible's
+        # key=value parser splits at spaces, and keeps the word as _raw_params.
         stray = (task_vars or {}).get("_raw_params")
         if stray:
             problems.append(
-                f"-e: {_show(stray)} is not name=value: the shell split a value at its spaces; "
+                f"-e: {_show(stray)} is not name=value: Ansible splits -e name=value at spaces; "
                 "quote the whole pair, e.g. -e 'name=\"a b\"'"
             )
         if self._task.args.get("extra_vars") is not None:

@@ -60,12 +60,15 @@ def test_a_missing_user_is_named(tmp_path: Path) -> None:
     [
         (["a\u0000b"], '"a\\u0000b" is not an account name'),
         (["--help", "x/y", "a b"], '"--help", "x/y", "a b" are not account names'),
+        # -e uv_users=[alice] and -e uv_users= : one string, which the spec makes a list of one.
+        (["[alice]"], '"[alice]" is not an account name'),
+        ([""], '"" is not an account name'),
     ],
-    ids=["null-byte", "option-slash-space"],
+    ids=["null-byte", "option-slash-space", "list-spelt-as-key-value", "empty"],
 )
 def test_a_user_name_no_account_can_have_is_named(tmp_path: Path, names: list[str], shown: str) -> None:
     """Before, getent failed on a null byte ("embedded null byte", naming nothing) and took '--help' as its option."""
-    assert_fails_with(run_role(tmp_path, uv_users=names), f"uv_users: {shown} (no leading '-'")
+    assert_fails_with(run_role(tmp_path, uv_users=names), f"uv_users: {shown} (no leading '-'", "-e uv_users=alice,bob")
 
 
 def test_an_unknown_architecture_is_named(tmp_path: Path) -> None:
@@ -172,7 +175,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3.11")
 
 @pytest.mark.skipif(not is_root() or not SYSTEM_PYTHON.exists(), reason="makes the account it runs the role as")
 @pytest.mark.parametrize("check", [False, True], ids=["run", "check"])
-@pytest.mark.parametrize("scope", ["system", "other-users"])
+@pytest.mark.parametrize("scope", ["system", "other-users", "list-spelt-as-key-value"])
 def test_what_only_root_may_write_is_refused_for_another_account(tmp_path: Path, scope: str, check: bool) -> None:
     """Before, a system install by an account other than root failed on the probe's Permission denied for
     /var/lib/hpc_globus_compute/uv.json, naming neither uv_scope nor root."""
@@ -180,7 +183,12 @@ def test_what_only_root_may_write_is_refused_for_another_account(tmp_path: Path,
     site_packages = next((root / ".venv" / "lib").glob("python3*/site-packages"))
     with accounts("uvadmin") as made:
         [(login, home)] = made.items()
-        variables = {"uv_scope": "system"} if scope == "system" else {"uv_scope": "user", "uv_users": [login, "root"]}
+        variables = {
+            "system": {"uv_scope": "system"},
+            "other-users": {"uv_scope": "user", "uv_users": [login, "root"]},
+            # What -e uv_users=[login] gives: before, refused as another account's home, advising uv_users=[login].
+            "list-spelt-as-key-value": {"uv_scope": "user", "uv_users": [f"[{login}]"]},
+        }[scope]
         playbook = home / "uv.yml"
         playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles: [hpc.globus_compute.uv]\n")
         before = sorted(str(p) for p in home.rglob("*"))
@@ -193,7 +201,10 @@ def test_what_only_root_may_write_is_refused_for_another_account(tmp_path: Path,
         output = result.stdout + result.stderr
         assert result.returncode != 0, output
         wrote = "uv_scope=system writes /usr/local/bin, /etc/uv and /var/lib/hpc_globus_compute"
-        others = "uv_users: root are other accounts, whose homes"
-        assert f"{wrote if scope == 'system' else others} only root can write, and {login} is not root" in output
-        assert "Nothing was changed" in output
+        others = "uv_users: root is another account, whose home"
+        if scope == "list-spelt-as-key-value":
+            assert f'uv_users: "[{login}]" is not an account name' in output and "other account" not in output
+        else:
+            assert f"{wrote if scope == 'system' else others} only root can write, and {login} is not root" in output
+            assert "Nothing was changed" in output
         assert sorted(str(p) for p in home.rglob("*") if ".ansible" not in p.parts) == before
