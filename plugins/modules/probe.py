@@ -341,7 +341,9 @@ def theirs(st: os.stat_result) -> bool:
 
 
 def interpreter(path: str) -> str | None:
-    """The program a #! line names, '' for none, None when it cannot be read (it then cannot run either)."""
+    """The program a #! line names, read as Linux reads it (fs/binfmt_script.c): the line ends at a newline or a
+    NUL, the name after spaces and tabs, up to the next space or tab (a carriage return is part of it); '' for
+    none, None when it cannot be read (it then cannot run either)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -350,8 +352,8 @@ def interpreter(path: str) -> str | None:
         head = f.read(MAX_SHEBANG)
     if not head.startswith(b"#!"):
         return ""
-    words = head[2:].split(b"\n", 1)[0].split()
-    return os.fsdecode(words[0]) if words else ""
+    line = head[2:].split(b"\n", 1)[0].split(b"\0", 1)[0].lstrip(b" \t")
+    return os.fsdecode(line.replace(b"\t", b" ").split(b" ", 1)[0])
 
 
 def trusted(path: str, scripts: int = MAX_SCRIPTS) -> bool:
@@ -388,7 +390,8 @@ def trusted(path: str, scripts: int = MAX_SCRIPTS) -> bool:
                 parts = [p for p in target.split("/") if p not in ("", ".")] + parts
             else:
                 current = name
-    except OSError:
+    # A NUL in a name given (ValueError): no lookup reaches it.
+    except (OSError, ValueError):
         return False
     if not os.path.isfile(current):
         return True

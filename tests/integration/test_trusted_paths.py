@@ -25,9 +25,14 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a 
 
 
 def script(path: Path, first_line: str) -> Path:
-    path.write_text(f"{first_line}\necho uv 0.13.9\n")
+    path.write_bytes(f"{first_line}\necho uv 0.13.9\n".encode())
     path.chmod(0o755)
     return path
+
+
+def theirs_in(directory: Path, name: str) -> None:
+    """A program of theirs, as another account could make it in a sticky directory."""
+    os.chown(script(directory / name, "#!/bin/sh"), NOBODY.pw_uid, NOBODY.pw_gid)
 
 
 @pytest.fixture
@@ -60,6 +65,13 @@ def tree(tmp_path: Path) -> Path:
     (base / "sticky").mkdir()
     (base / "sticky").chmod(0o1777)
     script(base / "sticky" / "uv", "#!/bin/sh")
+    # Where a #! line's name ends for Linux, and for a reading that split it otherwise: at a carriage return
+    # (Linux: part of the name), at a NUL (Linux: the end of the line), at a Unicode blank (Linux: part of it).
+    (base / "sticky" / "sh").symlink_to("/bin/sh")
+    (base / "sticky" / "ab").symlink_to("/bin/sh")
+    for case, name, line in [("cr", "sh\r", "sh\r"), ("nul", "a", "a\0b"), ("unicode-blank", "sh\u3000x", "sh\u3000x")]:
+        theirs_in(base / "sticky", name)
+        script(base / "bin" / f"names-{case}", f"#!{base}/sticky/{line}")
     (base / "loop").symlink_to(base / "loop")
     (base / "open").mkdir()
     (base / "open").chmod(0o777)
@@ -82,13 +94,20 @@ CASES = {
     "group/uv": False,
     "loop": False,
     "open/../bin/uv": False,
+    "bin/names-cr": False,
+    "bin/names-nul": False,
+    "bin/names-unicode-blank": False,
 }
 
 
 @pytest.mark.parametrize(("name", "expected"), CASES.items(), ids=[n.replace("\n", "\\n") for n in CASES])
 def test_the_probe_and_build_env_agree_on_what_is_trusted(tree: Path, name: str, expected: bool) -> None:
     path = f"{tree}/{name}"
-    checked = subprocess.run(["bash", str(BUILD_ENV), "--trusted", path], capture_output=True, text=True, timeout=60)
+    # A locale whose blanks include Unicode ones: the #! line is read as Linux reads it all the same.
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    checked = subprocess.run(
+        ["bash", str(BUILD_ENV), "--trusted", path], capture_output=True, text=True, timeout=60, env=env
+    )
     assert (trusted(path), checked.returncode == 0) == (expected, expected), checked.stderr
     if not expected:
         assert checked.stderr.startswith(f"{path}: ") and checked.stdout == "", checked.stderr

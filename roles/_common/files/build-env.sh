@@ -225,7 +225,7 @@ theirs() { # path name: fails naming NAME (a part of PATH) unless only root or t
 }
 
 resolves_trusted() { # label path scripts: the rule above for PATH, which may be one of SCRIPTS in a row, failing as LABEL
-  local label=$1 path=$2 scripts=$3 current=/ part name target magic line program links=0
+  local label=$1 path=$2 scripts=$3 current=/ part name target magic line program links=0 blanks=$' \t'
   local -a parts more
   theirs "$label" / || return 1
   IFS=/ read -r -d '' -a parts < <(printf '%s\0' "$path")
@@ -259,10 +259,12 @@ resolves_trusted() { # label path scripts: the rule above for PATH, which may be
   [[ -f $current ]] || return 0
   magic=$(head -c 2 -- "$current" 2>/dev/null | tr -d '\0') || return 0
   [[ $magic == '#!' ]] || return 0
-  line=$(head -c 256 -- "$current" | head -n 1 | tr -d '\0')
+  # As Linux reads it: the line ends at a newline or a NUL, the name after
+  # spaces and tabs (only those, whatever the locale), up to the next one.
+  line=$(head -c 256 -- "$current" | head -n 1 | tr '\0' '\n' | head -n 1) || true
   line=${line#\#!}
-  line=${line#"${line%%[![:blank:]]*}"}
-  program=${line%%[[:blank:]]*}
+  line=${line#"${line%%[!"$blanks"]*}"}
+  program=${line%%["$blanks"]*}
   [[ -n $program ]] || return 0
   if [[ $program != /* ]] || ((scripts == 0)); then
     echo "$label: its #! interpreter $program is not an absolute path, or one more than the kernel runs" >&2
