@@ -244,8 +244,8 @@ def open_parent(home: str, path: str) -> tuple[int, str] | None:
     return fd, parts[-1]
 
 
-def look(module: AnsibleModule, path: str, home: str | None, entry: dict, named: str) -> dict[str, object]:
-    """What is at ``path`` (``named`` with links resolved, when the entry follows them)."""
+def look(module: AnsibleModule, path: str, home: str | None, entry: dict, safe: bool) -> dict[str, object]:
+    """What is at ``path``; ``safe``: it is ``trusted`` as named (then it may be run for its version)."""
     read, version, checksum = entry.get("read", False), entry.get("version", False), entry.get("checksum", True)
     found: dict[str, object] = {"exists": False, "type": "absent", "target": "", "owner": "", "group": "", "mode": ""}
     found["others_write"] = False
@@ -302,8 +302,8 @@ def look(module: AnsibleModule, path: str, home: str | None, entry: dict, named:
             and home is None
             and st.st_mode & 0o111
             and st.st_uid in (0, os.geteuid())
-            and trusted(named)
-            and all(owned(program) for program in [path, *(entry.get("runs") or [])])
+            and safe
+            and all(owned(program) for program in entry.get("runs") or [])
         ):
             try:
                 rc, out, err = module.run_command([path, "--version"], handle_exceptions=False)
@@ -447,10 +447,12 @@ def run(module: AnsibleModule) -> dict[str, object]:
         named = path
         if home is None and entry.get("follow"):
             path = os.path.realpath(path)
-        files[key] = look(module, path, home, entry, named)
+        # One walk of the lookup, for the version's gate and the report alike.
+        safe = home is None and (entry.get("trusted") or entry.get("version")) and trusted(named)
+        files[key] = look(module, path, home, entry, bool(safe))
         files[key]["found"] = path
         files[key]["parents"] = parents(named, path) if home is None and entry.get("parents") else []
-        files[key]["trusted"] = trusted(named) if home is None and entry.get("trusted") else False
+        files[key]["trusted"] = bool(safe) if entry.get("trusted") else False
     return {"changed": False, "files": files}
 
 
