@@ -96,6 +96,17 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
     bad = run_endpoint(tmp_path, site, endpoint_config_extra={"no_such_field": 1})
     assert_fails_with(bad, "does not load (config.yaml); nothing was replaced", "no_such_field")
     assert {path: tree_digest(path) for path in before} == before
+    # A template that does not render, and one that renders no user config: each refused by the
+    # step that found it, in the endpoint's words.
+    refused = "; nothing was replaced. "
+    for name, text, said in [
+        ("syntax.j2", "engine: {{ nope\n", "does not render" + refused + "globus-compute-endpoint said: (jinja2."),
+        ("no-engine.j2", "display_name: x\n", "(rendered.yaml)" + refused + "ValueError: the rendered user config has"),
+    ]:
+        (tmp_path / name).write_text(text)
+        bad = run_endpoint(tmp_path, site, endpoint_user_config_template_src=str(tmp_path / name))
+        assert_fails_with(bad, said)
+        assert {path: tree_digest(path) for path in before} == before
 
     again = run_endpoint(tmp_path, site)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(not is_root(), reason="needs root: the endpoint'
 UV = ROOT / ".venv" / "bin" / "uv"
 PYTHON = "/usr/bin/python3.11"
 # A task of the check that runs only when the check is not skipped.
-CHECK_RAN = "TASK [hpc.globus_compute.endpoint : Render the staged template as a user endpoint would]"
+CHECK_RAN = "TASK [hpc.globus_compute.endpoint : Load, map and render the staged files as the endpoint would]"
 
 
 @pytest.fixture(scope="module")

@@ -1,41 +1,63 @@
-"""Checks a staged endpoint directory with the endpoint's own loaders.
+"""Checks a staged endpoint directory as the endpoint would use it, in one run of the endpoint's Python.
 
-    <endpoint python> check_config.py STAGED_DIR config.yaml
-    <endpoint python> check_config.py STAGED_DIR identity_mapping.json
-    <endpoint python> check_config.py STAGED_DIR rendered.yaml
+    <endpoint python> check_config.py STAGED_DIR ENDPOINT TEMPLATE SCHEMA USER_RUNTIME [--identity-samples SAMPLES]
 
-config.yaml is loaded as the endpoint loads its own configuration (unknown
-fields and missing paths are errors). It is staged as it is deployed, naming
-the deployed identity_mapping.json: the check's copy, config.checked.yaml,
-names the staged one instead, and is what render-user-config is given. identity_mapping.json is loaded by the
-endpoint's identity mapper, which then maps each sample identity of
-identity_samples.json ([{"identity": {...}, "user": "name" or null}]) and
-must give the user it names. rendered.yaml, what render-user-config made of the staged template, is loaded
-as a user endpoint would load it (engine and provider fields included). Any
-failure is printed as one line and exits 1.
+In this order, stopping at the first refusal:
+
+1. config.yaml is loaded as the endpoint loads its own configuration (unknown
+   fields and missing paths are errors). It is staged as it is deployed,
+   naming the deployed identity_mapping.json: the check's copy,
+   config.checked.yaml, names the staged one instead.
+2. With --identity-samples (a multi-user endpoint), identity_mapping.json is
+   loaded by the endpoint's identity mapper, which then maps each sample
+   identity of SAMPLES (JSON: [{"identity": {...}, "user": "name" or null}])
+   and must give the user it names.
+3. ENDPOINT (the real globus-compute-endpoint) runs render-user-config on
+   config.checked.yaml, TEMPLATE and SCHEMA, with USER_RUNTIME (JSON, what an
+   SDK sends) and no user options; its output is rendered.yaml.
+4. rendered.yaml is loaded as a user endpoint would load it (engine and
+   provider fields included).
+
+A refusal is said in one line on stderr (render-user-config's own last
+line, for step 3), and the exit status names the step (REFUSED; the role's
+__endpoint_check_refused reads it): 0 when all of them passed.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# The exit status of each refusal, by what was refused.
+REFUSED = {"config.yaml": 1, "identity_mapping.json": 2, "render": 3, "rendered.yaml": 4}
 
 
-def main(staged: Path, name: str) -> None:
+class Refused(Exception):
+    """What was refused (a key of REFUSED), and the one line that says why."""
+
+    def __init__(self, step: str, line: str) -> None:
+        super().__init__(line)
+        self.step = step
+
+
+def load(text: str, rendered: bool = False) -> None:
+    """Loads a config.yaml's text with the endpoint's own loader; an engine it makes is shut down."""
     from globus_compute_endpoint.endpoint.config.utils import load_config_yaml
 
-    text = (staged / name).read_text()
-    if name == "config.yaml":
-        text = checked_copy(staged, text)
     config = load_config_yaml(text)
     engine = getattr(config, "engine", None)
     if engine is not None:
         engine.shutdown()
-    if name == "rendered.yaml":
-        if engine is None:
-            raise ValueError("the rendered user config has no engine")
-        return
+    elif rendered:
+        raise ValueError("the rendered user config has no engine")
 
 
 def checked_copy(staged: Path, text: str) -> str:
@@ -54,15 +76,14 @@ def checked_copy(staged: Path, text: str) -> str:
     return text
 
 
-def check_mapping(staged: Path) -> None:
+def check_mapping(staged: Path, samples: list[dict]) -> None:
     from globus_compute_endpoint.endpoint.identity_mapper import PosixIdentityMapper
 
     mapper = PosixIdentityMapper(staged / "identity_mapping.json", "hpc-globus-compute-check")
     mapper.stop_watching()
     if not mapper.identity_mappings:
         raise ValueError("it defines no usable mapper")
-    samples = staged / "identity_samples.json"
-    for sample in json.loads(samples.read_text()) if samples.exists() else []:
+    for sample in samples:
         # As the endpoint does: the first mapper that maps the identity decides.
         found = next(filter(None, (m.map_identity(sample["identity"]) for m in mapper.identity_mappings)), None)
         # null (or an empty name): the identity must map to nobody.
@@ -74,12 +95,63 @@ def check_mapping(staged: Path) -> None:
             )
 
 
+def render(staged: Path, endpoint: str, template: str, schema: str, user_runtime: str) -> str:
+    """What render-user-config prints for the staged config.checked.yaml, as a user endpoint would render it."""
+    (staged / "user_runtime.json").write_text(user_runtime)
+    (staged / "user_options.json").write_text("{}")
+    ran = subprocess.run(
+        [
+            endpoint,
+            "render-user-config",
+            f"--parent-config={staged}/config.checked.yaml",
+            f"--template={template}",
+            f"--user-schema={schema}",
+            f"--user-options={staged}/user_options.json",
+            f"--user-runtime={staged}/user_runtime.json",
+        ],
+        env={**os.environ, "GLOBUS_COMPUTE_USER_DIR": str(staged / "gc")},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    if ran.returncode != 0:
+        raise Refused("render", ran.stderr.strip().split("\n")[-1].strip())
+    return ran.stdout
+
+
+def step(name: str, check: Callable[[], T]) -> T:
+    """Runs one check; any failure of it is the refusal of `name`."""
+    try:
+        return check()
+    except Refused:
+        raise
+    except Exception as err:  # every failure is reported the same way
+        raise Refused(name, f"{type(err).__name__}: {err}") from err
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("staged", type=Path)
+    parser.add_argument("endpoint")
+    parser.add_argument("template")
+    parser.add_argument("schema")
+    parser.add_argument("user_runtime")
+    parser.add_argument("--identity-samples")
+    args = parser.parse_args(argv)
+    staged: Path = args.staged
+
+    text = step("config.yaml", lambda: checked_copy(staged, (staged / "config.yaml").read_text()))
+    step("config.yaml", lambda: load(text))
+    if args.identity_samples is not None:
+        step("identity_mapping.json", lambda: check_mapping(staged, json.loads(args.identity_samples)))
+    rendered = step("render", lambda: render(staged, args.endpoint, args.template, args.schema, args.user_runtime))
+    (staged / "rendered.yaml").write_text(rendered)
+    step("rendered.yaml", lambda: load(rendered, rendered=True))
+
+
 if __name__ == "__main__":
     try:
-        if sys.argv[2] == "identity_mapping.json":
-            check_mapping(Path(sys.argv[1]))
-        else:
-            main(Path(sys.argv[1]), sys.argv[2])
-    except Exception as err:  # every failure is reported the same way
-        print(f"{type(err).__name__}: {err}".replace("\n", " "), file=sys.stderr)
-        sys.exit(1)
+        main(sys.argv[1:])
+    except Refused as refused:
+        print(str(refused).replace("\n", " "), file=sys.stderr)
+        sys.exit(REFUSED[refused.step])
