@@ -108,6 +108,17 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
         assert_fails_with(bad, said)
         assert {path: tree_digest(path) for path in before} == before
 
+    # What the check reads, not there or not a regular file (as a link leads): refused before it is read.
+    (tmp_path / "schema-dir").mkdir()
+    (tmp_path / "schema-link").symlink_to(tmp_path / "schema-dir")
+    for variable, path, said in [
+        ("endpoint_user_config_template_src", tmp_path / "none.j2", f"{tmp_path / 'none.j2'} does not exist on "),
+        ("endpoint_user_config_schema_src", tmp_path / "schema-link", f"{tmp_path / 'schema-link'} is not a regular"),
+    ]:
+        bad = run_endpoint(tmp_path, site, **{variable: str(path)})
+        assert_fails_with(bad, said)
+        assert {path: tree_digest(path) for path in before} == before
+
     again = run_endpoint(tmp_path, site)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
 
