@@ -44,6 +44,21 @@ def run_endpoint(tmp_path: Path, args: list[str] | None = None, **variables: obj
         ({"endpoint_config_dir": "/tmp/elsewhere"}, ["endpoint_config_dir", "ending in the endpoint name"]),
         ({"endpoint_mode": "both"}, ["endpoint_mode", "both"]),
         ({"endpoint_uv": "/nonexistent/uv"}, ["endpoint_uv", "/nonexistent/uv"]),
+        (
+            {"endpoint_user_config_template_src": "user_config_template.yaml.j2"},
+            ["endpoint_user_config_template_src: 'user_config_template.yaml.j2' is not an absolute path."],
+        ),
+        (
+            {"endpoint_install_method": "none", "endpoint_executable": "bin/globus-compute-endpoint"},
+            ["endpoint_executable: 'bin/globus-compute-endpoint' is not an absolute path."],
+        ),
+        (
+            {"endpoint_config_extra": {"amqp_port": 8080, "display_name": "other", "heartbeat_period": 30}},
+            [
+                "endpoint_config_extra: amqp_port is set by endpoint_amqp_port; set that instead. "
+                "endpoint_config_extra: display_name is set by endpoint_display_name; set that instead."
+            ],
+        ),
     ],
     ids=[
         "owner",
@@ -58,6 +73,9 @@ def run_endpoint(tmp_path: Path, args: list[str] | None = None, **variables: obj
         "dir",
         "mode",
         "uv",
+        "relative-template",
+        "relative-executable",
+        "extra-sets-a-managed-field",
     ],
 )
 def test_bad_variables_are_named_and_nothing_is_written(tmp_path: Path, variables: dict, shown: list[str]) -> None:

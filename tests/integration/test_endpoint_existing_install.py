@@ -30,7 +30,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def run_endpoint(tmp_path: Path, site: Path, **variables: object):
+def run_endpoint(tmp_path: Path, site: Path, args: list[str] | None = None, **variables: object):
     return run_role(
         tmp_path,
         "endpoint",
@@ -47,6 +47,7 @@ def run_endpoint(tmp_path: Path, site: Path, **variables: object):
             "endpoint_service": False,
             **variables,
         },
+        args=args,
     )
 
 
@@ -108,16 +109,18 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
         assert_fails_with(bad, said)
         assert {path: tree_digest(path) for path in before} == before
 
-    # What the check reads, not there or not a regular file (as a link leads): refused before it is read.
+    # What the check reads, not there or not a regular file (as a link leads): refused before it is read,
+    # naming the variable, in check mode too (a path the admin chose is not one this play installs).
     (tmp_path / "schema-dir").mkdir()
     (tmp_path / "schema-link").symlink_to(tmp_path / "schema-dir")
     for variable, path, said in [
-        ("endpoint_user_config_template_src", tmp_path / "none.j2", f"{tmp_path / 'none.j2'} does not exist on "),
-        ("endpoint_user_config_schema_src", tmp_path / "schema-link", f"{tmp_path / 'schema-link'} is not a regular"),
+        ("endpoint_user_config_template_src", tmp_path / "none.j2", "does not exist on localhost"),
+        ("endpoint_user_config_schema_src", tmp_path / "schema-link", "is not a regular file"),
     ]:
-        bad = run_endpoint(tmp_path, site, **{variable: str(path)})
-        assert_fails_with(bad, said)
-        assert {path: tree_digest(path) for path in before} == before
+        for args in ([], ["--check"]):
+            bad = run_endpoint(tmp_path, site, args, **{variable: str(path)})
+            assert_fails_with(bad, f"{variable}: {path} {said}; nothing was replaced.")
+            assert {path: tree_digest(path) for path in before} == before
 
     again = run_endpoint(tmp_path, site)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout
