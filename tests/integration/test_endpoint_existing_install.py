@@ -113,6 +113,12 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
     # naming the variable, in check mode too (a path the admin chose is not one this play installs).
     (tmp_path / "schema-dir").mkdir()
     (tmp_path / "schema-link").symlink_to(tmp_path / "schema-dir")
+    # A Python that cannot run the check is named as such, not taken for a refused file (with a change
+    # the check looks at: the interpreter alone is not one).
+    for python, said in [("/usr/bin/python3", "exit 9): ModuleNotFoundError: "), ("/bin/false", "exit 1): no message")]:
+        bad = run_endpoint(tmp_path, site, endpoint_executable_python=python, endpoint_display_name="renamed")
+        assert_fails_with(bad, f"endpoint_executable_python: {python} did not run the check ({said}")
+        assert {path: tree_digest(path) for path in before} == before
     for variable, path, said in [
         ("endpoint_user_config_template_src", tmp_path / "none.j2", "does not exist on localhost"),
         ("endpoint_user_config_schema_src", tmp_path / "schema-link", "is not a regular file"),

@@ -499,7 +499,16 @@ def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
             # The endpoint's mapper takes [ ] and + literally: this maps nobody.
             [{"source": "{username}", "match": "(adm[a-z]+)@example\\.org", "output": "{0}"}],
             [{"identity": {"username": "admin@example.org"}, "user": "admin"}],
-            ["endpoint_identity_mapping_samples", '"admin@example.org"', 'maps to null, not "admin"'],
+            [
+                'endpoint_identity_mapping_samples: {"username": "admin@example.org"} maps to null, not "admin";'
+                " nothing was replaced."
+            ],
+        ),
+        (
+            # The mapping loads; a sample the mapper cannot take is the samples' fault, not the mapping's.
+            [{"source": "{username}", "match": "(.*)@example\\.org", "output": "{0}"}],
+            [{"identity": {"username": 12345}, "user": "admin"}],
+            ["endpoint_identity_mapping_samples: TypeError: "],
         ),
         (
             [{"source": "{username}", "match": "(unclosed@example\\.org", "output": "{0}"}],
@@ -507,7 +516,7 @@ def test_a_worker_init_prefix_is_taken_as_written(site: Path) -> None:
             ["endpoint_identity_mapping:", "(identity_mapping.json)", "unterminated subpattern"],
         ),
     ],
-    ids=["sample-maps-nobody", "mapping-does-not-compile"],
+    ids=["sample-maps-nobody", "sample-not-a-string", "mapping-does-not-compile"],
 )
 def test_a_mapping_the_endpoint_refuses_names_it_and_changes_nothing(
     site: Path, mapping: list, samples: list, shown: list[str]
