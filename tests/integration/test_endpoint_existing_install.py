@@ -113,6 +113,32 @@ def test_an_existing_install_gets_an_endpoint_it_renders_and_keeps_it_on_bad_inp
     # naming the variable, in check mode too (a path the admin chose is not one this play installs).
     (tmp_path / "schema-dir").mkdir()
     (tmp_path / "schema-link").symlink_to(tmp_path / "schema-dir")
+    # The endpoint's command names, on its #! line, a Python of an environment where others can write
+    # (a .pth there runs code as root at render-user-config's start): refused before it runs.
+    venv = tmp_path / "other-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "bin" / "python").symlink_to("/usr/bin/python3")
+    pth = venv / "lib" / "python3.11" / "site-packages" / "planted.pth"
+    pth.parent.mkdir(parents=True)
+    marker = tmp_path / "planted-ran"
+    pth.write_text(f"import pathlib; pathlib.Path({str(marker)!r}).touch()\n")
+    pth.chmod(0o666)
+    command = venv / "bin" / GCE.name
+    command.write_text(f"#!{venv}/bin/python\n" + GCE.read_text().split("\n", 1)[1])
+    command.chmod(0o755)
+    bad = run_endpoint(
+        tmp_path,
+        site,
+        endpoint_executable=str(command),
+        endpoint_executable_python=str(GCE.with_name("python")),
+        endpoint_display_name="renamed",
+    )
+    said = f"{venv}/bin/python: its environment holds {pth}, which somebody else owns or can write; nothing was"
+    assert_fails_with(bad, f'"msg": "endpoint_executable: {said}')
+    assert not marker.exists()
+    assert {path: tree_digest(path) for path in before} == before
+
     # A Python that cannot run the check is named as such, not taken for a refused file (with a change
     # the check looks at: the interpreter alone is not one).
     for python, said in [("/usr/bin/python3", "exit 9): ModuleNotFoundError: "), ("/bin/false", "exit 1): no message")]:
