@@ -134,6 +134,8 @@ def render(staged: Path, endpoint: str, template: str, schema: str, user_runtime
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
+        # Its status is read below: a failure is a refusal of this step.
+        check=False,
     )
     if ran.returncode != 0:
         raise Refused("render", ran.stderr.strip().split("\n")[-1].strip())
