@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTS_LOCK = "/tmp/hpc-gc-accounts.lock"
+# Taken by a change before it waits for ACCOUNTS_LOCK, and passed through by each run before it
+# takes its share: see account_database.
+ACCOUNTS_QUEUE = "/tmp/hpc-gc-accounts.queue"
 
 
 @contextmanager
@@ -43,9 +46,19 @@ def account_database(change: bool) -> Iterator[None]:
     useradd and userdel rewrite /etc/passwd, /etc/group and /etc/shadow by a rename, and
     shadow's own lock gives up after 15 s. A rename over /etc/passwd also detaches the private
     passwd a run bind-mounts there, in every mount namespace: that run would then see root's real
-    home, and write into it."""
-    with open(ACCOUNTS_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if change else fcntl.LOCK_SH)
+    home, and write into it.
+
+    A change waiting its turn goes next: flock grants a shared lock while an exclusive one
+    waits, so with three workers or more, the runs of the others kept overlapping and a change
+    waited minutes for a moment with none. It holds ACCOUNTS_QUEUE while it waits, and a run
+    takes its share only once it got through ACCOUNTS_QUEUE."""
+    with open(ACCOUNTS_QUEUE, "a") as queue, open(ACCOUNTS_LOCK, "a") as lock:
+        fcntl.flock(queue, fcntl.LOCK_EX)
+        if change:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        else:
+            fcntl.flock(lock, fcntl.LOCK_SH)
+            fcntl.flock(queue, fcntl.LOCK_UN)
         yield
 
 
